@@ -1,0 +1,27 @@
+"""dualcall: one ORM method name that runs sync in sync code and is awaitable in async code.
+
+Add ``"dualcall"`` to ``INSTALLED_APPS``; then, in a coroutine::
+
+    question = await Question.objects.get(pk=1)
+    await question.save()
+
+while ``Question.objects.get(pk=1)`` in sync code behaves exactly as plain
+Django.
+"""
+
+from .descriptors import BoundDualMethod, DualMethod, dualmethod
+from .patching import is_patched, patch, unpatch
+from .shortcuts import prefetch_related_objects
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BoundDualMethod",
+    "DualMethod",
+    "__version__",
+    "dualmethod",
+    "is_patched",
+    "patch",
+    "prefetch_related_objects",
+    "unpatch",
+]

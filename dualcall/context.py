@@ -1,0 +1,91 @@
+"""How a call site is classified.
+
+A dual method asks two questions about where it is being called from:
+
+* Does an event loop run in this thread?  (:func:`loop_running`)  When none
+  does (plain sync code, and the worker threads that run awaitables), the
+  method behaves as plain Django, down to the stack.
+* Is the calling frame a coroutine?  (:func:`called_from_coroutine`)  Only a
+  coroutine can await what it gets back, so only a coroutine gets an
+  awaitable.  A sync helper called from async code gets a synchronous call
+  (and Django's ``SynchronousOnlyOperation``), never an awaitable it would
+  drop together with the write it stands for.
+
+Frames that merely pass a call through are looked through to the frame that
+called them: comprehension and generator-expression frames (so
+``asyncio.gather(*[Q.objects.get(pk=i) for i in ids])`` works on Python
+3.11), Django's manager proxy methods (``manager_method``, which forwards
+``Manager.x()`` to ``QuerySet.x()``) and the pure-Python call paths of wrapt.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from asyncio import _get_running_loop
+from types import CodeType, FrameType
+
+__all__ = [
+    "add_pass_through",
+    "async_unsafe_allowed",
+    "called_from_coroutine",
+    "is_coroutine_frame",
+    "loop_running",
+]
+
+# Code flags of a frame that can await: ``async def`` bodies (and async
+# comprehensions, which 3.11 compiles as coroutines), async generators, and
+# generator-based coroutines (``@types.coroutine``).
+_ASYNC_FLAGS = inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR | inspect.CO_ITERABLE_COROUTINE
+
+# Frames of these names are comprehensions or generator expressions: they are
+# looked through to the frame that runs them.
+_COMPREHENSIONS = frozenset({"<listcomp>", "<setcomp>", "<dictcomp>", "<genexpr>"})
+
+# id(code) -> code for registered pass-through frames.  Keyed by identity:
+# hashing a code object hashes its whole contents.  The values keep the code
+# objects alive, so an id is never reused while it is registered.
+_pass_through: dict[int, CodeType] = {}
+
+
+def add_pass_through(code: CodeType) -> None:
+    """Register *code* as a pure pass-through frame, looked through when classifying."""
+    _pass_through[id(code)] = code
+
+
+def loop_running() -> bool:
+    """Return whether an event loop runs in the current thread."""
+    return _get_running_loop() is not None
+
+
+def async_unsafe_allowed() -> bool:
+    """Return whether ``DJANGO_ALLOW_ASYNC_UNSAFE`` switches Django's async guard off."""
+    return bool(os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE"))
+
+
+def is_coroutine_frame(frame: FrameType | None) -> bool:
+    """Return whether *frame*, looked through pass-through frames, can await.
+
+    This looks at the code only; :func:`called_from_coroutine` also requires
+    a running loop.
+    """
+    while frame is not None:
+        code = frame.f_code
+        if code.co_flags & _ASYNC_FLAGS:
+            return True
+        if code.co_name in _COMPREHENSIONS or id(code) in _pass_through:
+            frame = frame.f_back
+            continue
+        return False
+    return False
+
+
+def called_from_coroutine(frame: FrameType | None) -> bool:
+    """Return whether a call made in *frame* should get an awaitable.
+
+    True when an event loop runs in this thread and *frame* (looked through
+    pass-through frames) is a coroutine, an async generator or an async
+    comprehension.  A coroutine driven by hand with no loop running is sync
+    code: nothing could run the awaitable.
+    """
+    return _get_running_loop() is not None and is_coroutine_frame(frame)

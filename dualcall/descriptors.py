@@ -1,0 +1,180 @@
+"""The dual-call descriptor, its bound form, and :func:`dualmethod`.
+
+A :class:`DualMethod` replaces a method in a class ``__dict__`` (or wraps a
+plain function).  Looking it up does one of two things:
+
+* No event loop runs in this thread: the lookup returns the original bound
+  method, exactly what Django would have returned.  Sync code pays one
+  Python-level ``__get__`` and sees no extra frame, no extra behaviour.
+* An event loop runs in this thread: the lookup returns a
+  :class:`BoundDualMethod`.  Called directly from a coroutine it returns an
+  awaitable that runs the original method off the loop; called from a sync
+  frame it runs the original synchronously (and Django's async guard raises as
+  usual).  ``__acall__`` always returns the awaitable.
+
+The decision between "awaitable" and "synchronous" is made at call time from
+the calling frame (see :mod:`dualcall.context`), because a bound method may be
+looked up in one place and called in another (``sync_to_async(obj.save)``
+looks ``save`` up in a coroutine and calls it in a worker thread).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar, cast
+
+import wrapt
+
+from .context import add_pass_through, called_from_coroutine, loop_running
+from .executor import run_sync
+
+__all__ = ["ASYNC_ITERATOR", "AWAITABLE", "BoundDualMethod", "DualMethod", "dualmethod"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Kind of a dual method whose async form is an awaitable of its result.
+AWAITABLE = "awaitable"
+#: Kind of a dual method whose async form is an async iterator: the method
+#: ``x`` of a class that also has ``ax`` (``iterator`` / ``aiterator``).
+ASYNC_ITERATOR = "async-iterator"
+
+
+class _DualCall:
+    """The wrapt wrapper function of a :class:`DualMethod`: decides per call."""
+
+    __slots__ = ("kind", "name")
+
+    def __init__(self, name: str, kind: str) -> None:
+        self.name = name
+        self.kind = kind
+
+    def __call__(
+        self,
+        wrapped: Callable[..., Any],
+        instance: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        __tracebackhide__ = True
+        # Frame 1 is the caller: wrapt's C extension calls us without a frame
+        # of its own (its pure-Python fallback is a registered pass-through).
+        if called_from_coroutine(sys._getframe(1)):
+            return self.acall(wrapped, instance, args, kwargs)
+        return wrapped(*args, **kwargs)
+
+    def acall(
+        self,
+        wrapped: Callable[..., Any],
+        instance: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        """Return the async form of the call: an awaitable, or an async iterator."""
+        if self.kind == ASYNC_ITERATOR and instance is not None:
+            async_iterator: AsyncIterator[Any] = getattr(instance, "a" + self.name)(
+                *args, **kwargs
+            )
+            return async_iterator
+        return run_sync(wrapped, args, kwargs, self.qualname(instance))
+
+    def qualname(self, instance: Any) -> str:
+        """Name the call for warnings: ``Manager.count``, ``Question.save``, ``helper``."""
+        if instance is None:
+            return self.name
+        owner = instance if isinstance(instance, type) else type(instance)
+        return f"{owner.__name__}.{self.name}"
+
+
+class BoundDualMethod(wrapt.BoundFunctionWrapper):  # type: ignore[type-arg]
+    """A dual method bound to an instance, handed out while an event loop runs.
+
+    Calling it from a coroutine returns an awaitable; calling it from a sync
+    frame runs the method synchronously.  :meth:`__acall__` always returns the
+    awaitable (or, for ``iterator``, the async iterator).
+    """
+
+    def __acall__(self, *args: Any, **kwargs: Any) -> Any:
+        """Return the awaitable form of this call, wherever it is made from."""
+        dual = cast(_DualCall, self._self_wrapper)
+        return dual.acall(self.__wrapped__, self._self_instance, args, kwargs)
+
+
+class DualMethod(wrapt.FunctionWrapper):  # type: ignore[type-arg]
+    """A descriptor that makes the wrapped function or method dual.
+
+    *name* is what warnings call the method (the owner's class name is added
+    at call time); *kind* is :data:`AWAITABLE` or :data:`ASYNC_ITERATOR`.
+    Attributes of the wrapped function (``alters_data``, ``queryset_only``,
+    ``__doc__``, the signature) read through the wrapper.
+    """
+
+    __bound_function_wrapper__ = BoundDualMethod
+
+    def __init__(
+        self, wrapped: Callable[..., Any], name: str | None = None, kind: str = AWAITABLE
+    ) -> None:
+        if name is None:
+            name = getattr(wrapped, "__name__", None) or type(wrapped).__name__
+        super().__init__(wrapped, _DualCall(name, kind))
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        if not loop_running():
+            # No loop in this thread: hand out exactly what Django would.
+            return self.__wrapped__.__get__(instance, owner)
+        return super().__get__(instance, owner)
+
+    def __acall__(self, *args: Any, **kwargs: Any) -> Any:
+        """Return the awaitable form of a call to the unbound function."""
+        dual = cast(_DualCall, self._self_wrapper)
+        return dual.acall(self.__wrapped__, None, args, kwargs)
+
+
+def dualmethod(func: F) -> F:
+    """Make *func* dual: synchronous when called normally, awaitable from a coroutine.
+
+    Works on plain functions, methods, classmethods and staticmethods, and on
+    QuerySet methods copied onto managers by ``as_manager()`` /
+    ``from_queryset()``::
+
+        class PostQuerySet(models.QuerySet):
+            @dualmethod
+            def publish_all(self):
+                return self.update(published=True)
+
+        Post.objects.publish_all()          # sync code
+        await Post.objects.publish_all()    # async code
+
+    The static type stays the sync signature: type checkers cannot express
+    "awaitable only when called from a coroutine".
+    """
+    if isinstance(func, DualMethod):
+        return func
+    inner = func.__func__ if isinstance(func, (classmethod, staticmethod)) else func
+    return cast(F, DualMethod(func, inner.__name__))
+
+
+def _register_wrapt_pass_through() -> None:
+    """Look through wrapt's pure-Python call frames (used without its C extension)."""
+    import wrapt.wrappers  # type: ignore[import-untyped]
+
+    for name in ("_FunctionWrapperBase", "BoundFunctionWrapper", "PartialCallableObjectProxy"):
+        call = vars(getattr(wrapt.wrappers, name, object)).get("__call__")
+        code = getattr(call, "__code__", None)
+        if code is not None:
+            add_pass_through(code)
+
+
+_register_wrapt_pass_through()
+
+
+def _evaluate(queryset: Any) -> list[Any]:
+    return list(queryset)
+
+
+def queryset_await(self: Any) -> Any:
+    """``await queryset``: evaluate it off the event loop and return a list.
+
+    The results are cached on the queryset, as ``list(queryset)`` caches them.
+    """
+    return run_sync(_evaluate, (self,), {}, f"{type(self).__name__}.__await__").__await__()

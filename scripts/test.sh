@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# The full check: lint, then the test suite for each Django series on SQLite
+# and on a throwaway PostgreSQL. Arguments are passed on to pytest:
+#   bash scripts/test.sh -k atomic -x      (or: make test ARGS='-k atomic -x')
+# Narrow the matrix for quick local runs:
+#   DJANGO_SERIES="52" DUALCALL_TEST_DBS="sqlite" bash scripts/test.sh
+#   SKIP_LINT=1 skips the linters.
+# Every combination runs even when one fails; the summary at the end says which
+# failed, and the exit status is non-zero if anything (lint included) failed.
+# pytest's exit 5 (no test ran) counts as a failure.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+read -r -a series <<<"${DJANGO_SERIES:-42 52}"
+read -r -a dbs <<<"${DUALCALL_TEST_DBS:-sqlite postgres}"
+if [ "${#series[@]}" -eq 0 ] || [ "${#dbs[@]}" -eq 0 ]; then
+    echo "test.sh: DJANGO_SERIES or DUALCALL_TEST_DBS is empty: nothing to run" >&2
+    exit 2
+fi
+for db in "${dbs[@]}"; do
+    case "$db" in
+        sqlite | postgres) ;;
+        *) echo "test.sh: unknown database '$db' in DUALCALL_TEST_DBS (sqlite, postgres)" >&2; exit 2 ;;
+    esac
+done
+
+names=()
+results=()
+failed=0
+record() { # name rc
+    names+=("$1")
+    case "$2" in
+        0) results+=("passed") ;;
+        5) results+=("FAILED (exit 5: no test ran)"); failed=1 ;;
+        *) results+=("FAILED (exit $2)"); failed=1 ;;
+    esac
+}
+
+# 1. virtualenvs
+for s in "${series[@]}"; do
+    bash scripts/venv.sh "$s"
+done
+
+# 2. linters
+if [ "${SKIP_LINT:-0}" = 1 ]; then
+    echo "test.sh: SKIP_LINT=1: linters skipped"
+else
+    rc=0
+    bash scripts/lint.sh || rc=$?
+    record lint "$rc"
+fi
+
+# 3. PostgreSQL, stopped on any exit: success, failure, Ctrl-C, kill.
+pg_env=""
+if [[ " ${dbs[*]} " == *" postgres "* ]]; then
+    cleanup() {
+        local rc=$?
+        trap - EXIT INT TERM HUP
+        bash scripts/pgserver.sh stop || true
+        exit "$rc"
+    }
+    trap cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    trap 'exit 129' HUP
+    bash scripts/pgserver.sh start
+    pg_env=$(bash scripts/pgserver.sh env)
+fi
+
+# 4. the suites
+for s in "${series[@]}"; do
+    for db in "${dbs[@]}"; do
+        name="django$s-$db"
+        echo
+        echo "=== $name: python -m pytest $*"
+        rc=0
+        (
+            if [ "$db" = postgres ]; then eval "$pg_env"; fi
+            export DUALCALL_TEST_DB=$db
+            exec ".venv/django$s/bin/python" -m pytest "$@"
+        ) || rc=$?
+        record "$name" "$rc"
+    done
+done
+
+echo
+echo "=== summary"
+for i in "${!names[@]}"; do
+    printf '  %-18s %s\n' "${names[$i]}" "${results[$i]}"
+done
+if [ "$failed" -ne 0 ]; then
+    echo "test.sh: FAILED"
+    exit 1
+fi
+echo "test.sh: all ok"
