@@ -11,7 +11,7 @@ Django.
 
 from .descriptors import BoundDualMethod, DualMethod, dualmethod
 from .patching import is_patched, patch, unpatch
-from .shortcuts import prefetch_related_objects
+from .transaction import atomic
 
 __version__ = "0.1.0"
 
@@ -19,9 +19,9 @@ __all__ = [
     "BoundDualMethod",
     "DualMethod",
     "__version__",
+    "atomic",
     "dualmethod",
     "is_patched",
     "patch",
-    "prefetch_related_objects",
     "unpatch",
 ]

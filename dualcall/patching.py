@@ -25,7 +25,7 @@ __all__ = ["is_patched", "patch", "unpatch"]
 
 _MISSING = object()
 _lock = threading.RLock()
-_journal: list[tuple[weakref.ref[type], str, Any]] = []
+_journal: list[tuple[weakref.ref[Any], str, Any]] = []
 _patched = False
 
 
@@ -75,7 +75,7 @@ def unpatch() -> None:
         _patched = False
 
 
-def _set(owner: type, name: str, value: Any) -> None:
+def _set(owner: Any, name: str, value: Any) -> None:
     _journal.append((weakref.ref(owner), name, vars(owner).get(name, _MISSING)))
     setattr(owner, name, value)
 

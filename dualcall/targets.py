@@ -22,9 +22,11 @@ manager methods        BaseManager  the proxies ``from_queryset()`` copies
 model methods          Model        ``Model``; models' overrides (``save()``)
 =====================  ===========  =========================================
 
-Additions (attributes Django does not define at all):
+Additions and replacements:
 
 * ``QuerySet.__await__``: ``await qs`` evaluates the queryset into a list.
+* ``django.db.transaction.get_connection``: aware of async atomic blocks (see
+  :mod:`dualcall.transaction`).
 
 The names are those of Django 4.2 and 5.2, which define the same set; the
 canary tests check that each one exists on the supported versions.
@@ -86,13 +88,18 @@ def roots() -> list[tuple[type, dict[str, str]]]:
     ]
 
 
-def additions() -> Iterator[tuple[type, str, Callable[..., Any]]]:
-    """Yield ``(owner, name, value)`` for each attribute dualcall adds."""
+def additions() -> Iterator[tuple[object, str, Callable[..., Any]]]:
+    """Yield ``(owner, name, value)`` for each attribute dualcall adds or replaces."""
+    from django.db import transaction
     from django.db.models import QuerySet
 
     from .descriptors import queryset_await
+    from .transaction import _block_connection
 
     yield QuerySet, "__await__", queryset_await
+    # Connection lookups from a coroutine inside ``async with atomic()`` (for
+    # ``transaction.on_commit()``) go to the block's connection.
+    yield transaction, "get_connection", _block_connection
 
 
 def pass_through_codes() -> list[CodeType]:

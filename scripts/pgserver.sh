@@ -12,7 +12,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-STATE_DIR="$ROOT/.pg"
+STATE_DIR="${DUALCALL_PG_STATE_DIR:-$ROOT/.pg}"
 STATE="$STATE_DIR/state"
 PG_SUPERUSER=dualcall
 

@@ -7,6 +7,7 @@ them.
 """
 
 import os
+import tempfile
 
 SECRET_KEY = "dualcall-tests"
 USE_TZ = True
@@ -34,6 +35,17 @@ if _backend == "postgres":
         }
     }
 elif _backend == "sqlite":
-    DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
+    # A file, not ":memory:": an in-memory test database is one shared cache
+    # with table locks, where a reader fails on another connection's
+    # uncommitted write.  A file behaves as SQLite does in production.
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": os.path.join(tempfile.gettempdir(), "dualcall.sqlite3"),
+            "TEST": {
+                "NAME": os.path.join(tempfile.gettempdir(), f"dualcall_test_{os.getpid()}.sqlite3")
+            },
+        }
+    }
 else:
     raise RuntimeError(f"DUALCALL_TEST_DB must be 'sqlite' or 'postgres', not {_backend!r}")

@@ -14,6 +14,7 @@ save() overrides   Post (its own), Note (from a mixin that is no model)
 =================  ===========================================================
 """
 
+from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey, GenericRelation
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
@@ -124,3 +125,15 @@ class CountSavesMixin:
 class Note(CountSavesMixin, models.Model):
     text = models.CharField(max_length=100)
     save_count = models.IntegerField(default=0)
+
+
+class InSchoolUser(models.Model):
+    """A user's role at school: the seed example of dualcall.decorators.
+
+    ``async def is_teacher(user): return (await user.a.inschooluser).type == "teacher"``
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, models.CASCADE, related_name="inschooluser"
+    )
+    type = models.CharField(max_length=20)
