@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Create or update the virtualenv for one Django series:
-#   bash scripts/venv.sh 42   ->  .venv/django42: -e '.[test]'      'Django>=4.2,<4.3'
-#   bash scripts/venv.sh 52   ->  .venv/django52: -e '.[test,lint]' 'Django>=5.2,<5.3'
+#   bash scripts/venv.sh 42   ->  .venv/django42: -e '.[test]'      'Django>=4.2,<4.3' 'wrapt<2'
+#   bash scripts/venv.sh 52   ->  .venv/django52: -e '.[test,lint]' 'Django>=5.2,<5.3' (newest wrapt)
+# The Django 4.2 env keeps wrapt 1.x, so that both wrapt majors are tested.
 # pip runs only when setup.cfg/pyproject.toml (or the install spec, or the repo's
 # path) changed since the last successful install, recorded in a stamp file in
 # the venv. A venv made by hand (no stamp) is kept and installed into.
@@ -11,7 +12,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 series=${1:?usage: scripts/venv.sh 42|52}
 case "$series" in
-    42) django='Django>=4.2,<4.3'; extras='.[test]' ;;
+    42) django='Django>=4.2,<4.3 wrapt>=1.16,<2'; extras='.[test]' ;;
     52) django='Django>=5.2,<5.3'; extras='.[test,lint]' ;;
     *) echo "venv.sh: unsupported Django series '$series' (use 42 or 52)" >&2; exit 2 ;;
 esac
@@ -28,6 +29,7 @@ fi
 if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
     echo "venv.sh: installing -e '$extras' '$django' into $venv" >&2
     rm -f "$stamp"
-    "$venv/bin/python" -m pip install --disable-pip-version-check -q -e "$extras" "$django"
+    read -r -a pins <<<"$django"
+    "$venv/bin/python" -m pip install --disable-pip-version-check -q -e "$extras" "${pins[@]}"
     echo "$want" >"$stamp"
 fi

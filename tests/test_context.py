@@ -98,3 +98,28 @@ async def test_called_from_sync_thread_while_loop_runs_elsewhere():
     from asgiref.sync import sync_to_async
 
     assert await sync_to_async(lambda: double(7))() == 14
+
+
+def test_pure_python_wrapt_frames_are_looked_through():
+    # Without wrapt's C extension, its Python __call__ frames sit between the
+    # caller and dualcall: they must be looked through.
+    import os
+    import subprocess
+
+    script = (
+        "import asyncio, wrapt\n"
+        "from dualcall import dualmethod\n"
+        "assert wrapt.BoundFunctionWrapper.__module__ == 'wrapt.wrappers'\n"
+        "class C:\n"
+        "    @dualmethod\n"
+        "    def m(self):\n"
+        "        return 1\n"
+        "async def main():\n"
+        "    awaitable = C().m()\n"
+        "    assert asyncio.iscoroutine(awaitable), awaitable\n"
+        "    return await awaitable\n"
+        "assert asyncio.run(main()) == 1\n"
+        "assert C().m() == 1\n"
+    )
+    env = {**os.environ, "WRAPT_DISABLE_EXTENSIONS": "1"}
+    subprocess.run([sys.executable, "-c", script], env=env, check=True)
