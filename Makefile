@@ -1,13 +1,14 @@
 # Developer entry points; the work is done by the scripts in scripts/.
 .DEFAULT_GOAL := help
-.PHONY: help test lint demo clean
+.PHONY: help test lint demo run clean
 
 help:
 	@echo "make test   lint, then tests on Django 4.2/5.2 x SQLite/PostgreSQL"
 	@echo "            (ARGS='-k foo' is passed to pytest; DJANGO_SERIES=52,"
 	@echo "            DUALCALL_TEST_DBS=sqlite, SKIP_LINT=1 narrow it)"
 	@echo "make lint   ruff + mypy (strict) in .venv/django52"
-	@echo "make demo   run examples/demo.py in .venv/django52"
+	@echo "make demo   the example site under uvicorn: every view over HTTP, a report"
+	@echo "make run    the example site on http://127.0.0.1:8000/ (PORT=...) until Ctrl-C"
 	@echo "make clean  stop the test PostgreSQL; remove .venv, .pg, caches, build output"
 
 test:
@@ -20,7 +21,35 @@ demo:
 	bash scripts/venv.sh 52
 	.venv/django52/bin/python examples/demo.py
 
+run:
+	bash scripts/venv.sh 52
+	.venv/django52/bin/python examples/demo.py --run
+
 clean:
 	-bash scripts/pgserver.sh stop
 	rm -rf .venv .pg build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache
 	find . -path ./.git -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# Django's own test suite, plain and with dualcall in INSTALLED_APPS, compared
+# (compat/run.sh; COMPAT_ARGS go to compat/run.py, e.g. COMPAT_ARGS='--sets core').
+# `compat` (Django 5.2, SQLite) runs in CI; the others are separate targets.
+# `bench` benchmarks on SQLite (and PostgreSQL when PGHOST is set); `bench-pg`
+# starts a throwaway PostgreSQL for it. Output: stdout and .bench/latest.json.
+.PHONY: compat compat-pg compat-42 compat-42-pg bench bench-pg
+compat:
+	bash compat/run.sh 52 sqlite $(COMPAT_ARGS)
+
+compat-pg:
+	bash compat/run.sh 52 postgres $(COMPAT_ARGS)
+
+compat-42:
+	bash compat/run.sh 42 sqlite $(COMPAT_ARGS)
+
+compat-42-pg:
+	bash compat/run.sh 42 postgres $(COMPAT_ARGS)
+
+bench:
+	bash bench/run.sh sqlite $(BENCH_ARGS)
+
+bench-pg:
+	bash bench/run.sh postgres $(BENCH_ARGS)

@@ -10,7 +10,9 @@ Django.
 """
 
 from .descriptors import BoundDualMethod, DualMethod, dualmethod
+from .exceptions import UnprefetchedRelatedModelAccessError
 from .patching import is_patched, patch, unpatch
+from .shortcuts import prefetch_related_objects
 from .transaction import atomic
 
 __version__ = "0.1.0"
@@ -18,10 +20,12 @@ __version__ = "0.1.0"
 __all__ = [
     "BoundDualMethod",
     "DualMethod",
+    "UnprefetchedRelatedModelAccessError",
     "__version__",
     "atomic",
     "dualmethod",
     "is_patched",
     "patch",
+    "prefetch_related_objects",
     "unpatch",
 ]

@@ -10,6 +10,10 @@ class DualcallConfig(AppConfig):  # type: ignore[misc]  # Django is untyped
     verbose_name = "dualcall"
 
     def ready(self) -> None:
+        from django.core import checks
+
+        from .checks import check_namespace_clash
         from .patching import patch
 
         patch()
+        checks.register(check_namespace_clash, checks.Tags.models)

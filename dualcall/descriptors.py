@@ -21,12 +21,13 @@ looks ``save`` up in a coroutine and calls it in a worker thread).
 from __future__ import annotations
 
 import sys
+from asyncio import _get_running_loop
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar, cast
 
 import wrapt
 
-from .context import add_pass_through, called_from_coroutine, loop_running
+from .context import add_pass_through, called_from_coroutine
 from .executor import run_sync
 
 __all__ = ["ASYNC_ITERATOR", "AWAITABLE", "BoundDualMethod", "DualMethod", "dualmethod"]
@@ -117,11 +118,16 @@ class DualMethod(wrapt.FunctionWrapper):  # type: ignore[type-arg]
         if name is None:
             name = getattr(wrapped, "__name__", None) or type(wrapped).__name__
         super().__init__(wrapped, _DualCall(name, kind))
+        # The wrapped object's own binder, kept for the hot path below.
+        self._self_bind = wrapped.__get__
 
-    def __get__(self, instance: Any, owner: type | None = None) -> Any:
-        if not loop_running():
+    def __get__(
+        self, instance: Any, owner: type | None = None, _no_loop: Any = _get_running_loop
+    ) -> Any:
+        # Hot path: every lookup of a dual method in sync code comes here.
+        if _no_loop() is None:
             # No loop in this thread: hand out exactly what Django would.
-            return self.__wrapped__.__get__(instance, owner)
+            return self._self_bind(instance, owner)
         return super().__get__(instance, owner)
 
     def __acall__(self, *args: Any, **kwargs: Any) -> Any:

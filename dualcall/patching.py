@@ -15,11 +15,15 @@ from __future__ import annotations
 import inspect
 import threading
 import weakref
+from collections.abc import Iterator
 from types import FunctionType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .context import add_pass_through
 from .descriptors import DualMethod
+
+if TYPE_CHECKING:
+    from .targets import Rule
 
 __all__ = ["is_patched", "patch", "unpatch"]
 
@@ -48,12 +52,15 @@ def patch() -> None:
             return
         for code in targets.pass_through_codes():
             add_pass_through(code)
-        for root, names in targets.roots():
-            _install_subclass_hook(root, names)
+        rules: dict[type, list[Rule]] = {}
+        for root, rule in targets.class_rules():
+            rules.setdefault(root, []).append(rule)
+        for root, root_rules in rules.items():
+            _install_subclass_hook(root, root_rules)
             # Parents before children (a class's MRO is longer than each of
             # its bases'), so a child sees its parents' dual methods.
             for cls in sorted(_subclasses(root), key=lambda c: len(c.__mro__)):
-                _make_dual(cls, root, names)
+                _apply(cls, root_rules)
         for owner, name, value in targets.additions():
             _set(owner, name, value)
         _patched = True
@@ -92,8 +99,8 @@ def _subclasses(root: type) -> list[type]:
     return list(seen)
 
 
-def _make_dual(cls: type, root: type, names: dict[str, str]) -> None:
-    """Make each dual name of *cls* resolve to a DualMethod.
+def dual_methods(cls: type, root: type, names: dict[str, str]) -> Iterator[tuple[type, str, Any]]:
+    """Rule: make each dual name of *cls* resolve to a DualMethod.
 
     The name is looked up along the MRO in ``vars()`` (never ``getattr``,
     which binds).  A plain function found on *cls* itself is wrapped in
@@ -113,11 +120,17 @@ def _make_dual(cls: type, root: type, names: dict[str, str]) -> None:
         if inspect.iscoroutinefunction(value):
             continue  # already awaitable: an ``async def`` override
         if klass is cls or not issubclass(klass, root):
-            _set(cls, name, DualMethod(value, name, kind))
+            yield cls, name, DualMethod(value, name, kind)
 
 
-def _install_subclass_hook(root: type, names: dict[str, str]) -> None:
-    """Make classes created under *root* from now on dual as well."""
+def _apply(cls: type, rules: list[Rule]) -> None:
+    for rule in rules:
+        for owner, name, value in list(rule(cls)):
+            _set(owner, name, value)
+
+
+def _install_subclass_hook(root: type, rules: list[Rule]) -> None:
+    """Apply *rules* to the classes created under *root* from now on."""
     previous = vars(root).get("__init_subclass__")
 
     def __init_subclass__(cls: type, /, **kwargs: Any) -> None:
@@ -125,6 +138,6 @@ def _install_subclass_hook(root: type, names: dict[str, str]) -> None:
             previous.__get__(None, cls)(**kwargs)
         else:
             super(root, cls).__init_subclass__(**kwargs)  # type: ignore[arg-type]
-        _make_dual(cls, root, names)
+        _apply(cls, rules)
 
     _set(root, "__init_subclass__", classmethod(__init_subclass__))

@@ -27,6 +27,11 @@ Additions and replacements:
 * ``QuerySet.__await__``: ``await qs`` evaluates the queryset into a list.
 * ``django.db.transaction.get_connection``: aware of async atomic blocks (see
   :mod:`dualcall.transaction`).
+* ``Model.a`` (the ``DUALCALL_NAMESPACE`` setting): the ``.a`` namespace
+  (see :mod:`dualcall.namespace`).
+* The sync-access guards (:func:`guards`; see :mod:`dualcall.guards`): each
+  listed method, and ``_apply_rel_filters`` of every related manager class
+  (a rule of :func:`class_rules`, like the dual methods).
 
 The names are those of Django 4.2 and 5.2, which define the same set; the
 canary tests check that each one exists on the supported versions.
@@ -34,6 +39,7 @@ canary tests check that each one exists on the supported versions.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from types import CodeType
 from typing import Any
@@ -45,6 +51,8 @@ __all__ = [
     "QUERYSET_METHODS",
     "RELATED_MANAGER_METHODS",
     "additions",
+    "class_rules",
+    "guards",
     "pass_through_codes",
     "roots",
 ]
@@ -88,7 +96,32 @@ def roots() -> list[tuple[type, dict[str, str]]]:
     ]
 
 
-def additions() -> Iterator[tuple[object, str, Callable[..., Any]]]:
+#: A rule takes a class and yields the ``(owner, name, value)`` changes it needs.
+Rule = Callable[[type], Iterator[tuple[type, str, Any]]]
+
+
+def class_rules() -> list[tuple[type, Rule]]:
+    """Return ``(root, rule)`` pairs: what every class under *root* needs.
+
+    ``patch()`` applies each rule to every existing class under its root
+    (parents first) and, through one ``__init_subclass__`` hook per root, to
+    every class created while patched.
+    """
+    from django.db.models.manager import BaseManager
+
+    from .guards import related_manager_guards
+    from .patching import dual_methods
+
+    rules: list[tuple[type, Rule]] = [
+        (root, functools.partial(dual_methods, root=root, names=names))
+        for root, names in roots()
+    ]
+    # Related managers are classes Django builds per relation.
+    rules.append((BaseManager, related_manager_guards))
+    return rules
+
+
+def additions() -> Iterator[tuple[object, str, Any]]:
     """Yield ``(owner, name, value)`` for each attribute dualcall adds or replaces."""
     from django.db import transaction
     from django.db.models import QuerySet
@@ -100,6 +133,39 @@ def additions() -> Iterator[tuple[object, str, Callable[..., Any]]]:
     # Connection lookups from a coroutine inside ``async with atomic()`` (for
     # ``transaction.on_commit()``) go to the block's connection.
     yield transaction, "get_connection", _block_connection
+    # The sync-access guards and the ``.a`` namespace (issue 3).
+    from .guards import guard_additions
+    from .namespace import namespace_addition
+
+    yield from guard_additions()
+    yield namespace_addition()
+
+
+def guards() -> Iterator[tuple[type, str, Callable[[Any], Any]]]:
+    """Yield ``(owner, method name, guard)`` for each method a sync-access guard wraps.
+
+    *guard* takes the function found in ``vars(owner)`` and returns the
+    :class:`~dualcall.guards.SyncGuard` that replaces it.  Django calls each
+    of these methods only on a path that is about to query.
+    """
+    from django.apps import apps
+    from django.db.models import QuerySet
+    from django.db.models.fields.related_descriptors import (
+        ForwardManyToOneDescriptor,
+        ReverseOneToOneDescriptor,
+    )
+    from django.db.models.query_utils import DeferredAttribute
+
+    from . import guards as guard
+
+    yield QuerySet, "_fetch_all", guard.guard_evaluation
+    yield ForwardManyToOneDescriptor, "get_queryset", guard.guard_forward_relation
+    yield ReverseOneToOneDescriptor, "get_queryset", guard.guard_reverse_one_to_one
+    yield DeferredAttribute, "_check_parent_chain", guard.guard_deferred_field
+    if apps.is_installed("django.contrib.contenttypes"):
+        from django.contrib.contenttypes.fields import GenericForeignKey
+
+        yield GenericForeignKey, "get_content_type", guard.guard_generic_foreign_key
 
 
 def pass_through_codes() -> list[CodeType]:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Create or update the virtualenv for one Django series:
-#   bash scripts/venv.sh 42   ->  .venv/django42: -e '.[test]'      'Django>=4.2,<4.3' 'wrapt<2'
-#   bash scripts/venv.sh 52   ->  .venv/django52: -e '.[test,lint]' 'Django>=5.2,<5.3' (newest wrapt)
+#   bash scripts/venv.sh 42   ->  .venv/django42: -e '.[test,examples]'      'Django>=4.2,<4.3' 'wrapt<2'
+#   bash scripts/venv.sh 52   ->  .venv/django52: -e '.[test,lint,examples]' 'Django>=5.2,<5.3' (newest wrapt)
+# (examples: uvicorn, which serves examples/ for make demo/run and the e2e test.)
 # The Django 4.2 env keeps wrapt 1.x, so that both wrapt majors are tested.
 # pip runs only when setup.cfg/pyproject.toml (or the install spec, or the repo's
 # path) changed since the last successful install, recorded in a stamp file in
@@ -12,8 +13,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 series=${1:?usage: scripts/venv.sh 42|52}
 case "$series" in
-    42) django='Django>=4.2,<4.3 wrapt>=1.16,<2'; extras='.[test]' ;;
-    52) django='Django>=5.2,<5.3'; extras='.[test,lint]' ;;
+    42) django='Django>=4.2,<4.3 wrapt>=1.16,<2'; extras='.[test,examples]' ;;
+    52) django='Django>=5.2,<5.3'; extras='.[test,lint,examples]' ;;
     *) echo "venv.sh: unsupported Django series '$series' (use 42 or 52)" >&2; exit 2 ;;
 esac
 

@@ -1,0 +1,242 @@
+"""The sync-access guards that raise :class:`UnprefetchedRelatedModelAccessError`.
+
+A synchronous attribute access that would query while an event loop runs in
+the thread makes Django raise ``SynchronousOnlyOperation`` with a message that
+names no field.  The guards raise the same thing (a subclass) naming the model,
+the field and the fix.  They sit only on the paths that query, never on the
+paths that read a loaded, cached, ``select_related``ed or prefetched value:
+
+========================  ============================================  =============
+access                    guarded method (only called to query)         how
+========================  ============================================  =============
+forward FK / O2O          ``ForwardManyToOneDescriptor.get_queryset``   marks the
+(``choice.question``)     (``instance=`` hint: ``get_object()``)        queryset
+reverse O2O               ``ReverseOneToOneDescriptor.get_queryset``    marks the
+(``place.restaurant``)    (``instance=`` hint: ``__get__``)             queryset
+related manager           ``RelatedManager._apply_rel_filters`` of      marks the
+(``question.choice_set``) reverse FK, M2M and generic relation          queryset
+                          managers (not called for a prefetch)
+any QuerySet evaluation   ``QuerySet._fetch_all``                       translates
+deferred field            ``DeferredAttribute._check_parent_chain``     pre-check
+generic foreign key       ``GenericForeignKey.get_content_type(id=)``   pre-check
+                          called from ``GenericForeignKey.__get__``
+========================  ============================================  =============
+
+*Translates*: Django's own ``SynchronousOnlyOperation``, raised when the query
+is attempted, becomes ours (``raise ... from exc``), so the error appears
+exactly where Django's would, and never where no query runs
+(``Choice.objects.none()`` still evaluates).  A queryset made by a relation
+carries the relation on its ``Query`` (copied by every clone), so the message
+names the relation; any other queryset gets the plain QuerySet message.
+*Pre-check*: raises before a query that Django would certainly make next.
+
+Each guarded method is a :class:`SyncGuard` in the class ``__dict__``: where no
+event loop runs in the thread (sync code, the threads that run awaitables)
+looking it up returns Django's own bound method, so sync code runs exactly
+Django's code.  ``DJANGO_ALLOW_ASYNC_UNSAFE`` keeps Django's behaviour.
+The targets are data in :func:`dualcall.targets.guards`.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from types import FunctionType, MethodType
+from typing import Any
+
+from django.core.exceptions import SynchronousOnlyOperation
+
+from .context import async_unsafe_allowed, loop_running
+from .exceptions import (
+    DEFERRED_FIELD,
+    GENERIC_FOREIGN_KEY,
+    QUERYSET,
+    RELATED_OBJECT,
+    RELATED_OBJECTS,
+    UnprefetchedRelatedModelAccessError,
+    describe,
+)
+
+__all__ = [
+    "ORIGIN",
+    "SyncGuard",
+    "guard_additions",
+    "guard_deferred_field",
+    "guard_evaluation",
+    "guard_forward_relation",
+    "guard_generic_foreign_key",
+    "guard_related_manager",
+    "guard_reverse_one_to_one",
+    "related_manager_accessor",
+    "related_manager_guards",
+]
+
+#: The attribute of a ``Query`` that names the relation it was made for:
+#: ``(template, model, name)``.  ``Query.clone()`` copies it to every derived
+#: queryset (``.filter()``, ``.get()``, slicing).
+ORIGIN = "_dualcall_origin"
+
+#: The method of a related manager class that the related-manager guard wraps.
+RELATED_MANAGER_METHOD = "_apply_rel_filters"
+
+
+class SyncGuard:
+    """A method that is Django's own unless an event loop runs in the thread.
+
+    ``__get__`` returns the original bound method where no loop runs, and
+    *guarded* bound to the instance where one does.
+    """
+
+    __slots__ = ("__wrapped__", "guarded")
+
+    def __init__(self, wrapped: FunctionType, guarded: Callable[..., Any]) -> None:
+        self.__wrapped__ = wrapped
+        self.guarded = guarded
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        if instance is None or not loop_running():
+            return self.__wrapped__.__get__(instance, owner)
+        return MethodType(self.guarded, instance)
+
+
+def _mark(queryset: Any, template: str, model: type, name: str) -> None:
+    setattr(queryset.query, ORIGIN, (template, model, name))
+
+
+def guard_evaluation(fetch_all: FunctionType) -> SyncGuard:
+    """Guard ``QuerySet._fetch_all``: translate Django's error into ours."""
+
+    def _fetch_all(queryset: Any) -> None:
+        try:
+            fetch_all(queryset)
+        except UnprefetchedRelatedModelAccessError:
+            raise
+        except SynchronousOnlyOperation as exc:
+            origin = getattr(queryset.query, ORIGIN, None)
+            message = describe(*origin) if origin else describe(QUERYSET, queryset.model)
+            raise UnprefetchedRelatedModelAccessError(message) from exc
+
+    return SyncGuard(fetch_all, _fetch_all)
+
+
+def guard_forward_relation(get_queryset: FunctionType) -> SyncGuard:
+    """Guard ``ForwardManyToOneDescriptor.get_queryset``: mark the queryset of ``get_object()``."""
+
+    def guarded(descriptor: Any, **hints: Any) -> Any:
+        queryset = get_queryset(descriptor, **hints)
+        instance = hints.get("instance")
+        if instance is not None:
+            _mark(queryset, RELATED_OBJECT, type(instance), descriptor.field.name)
+        return queryset
+
+    return SyncGuard(get_queryset, guarded)
+
+
+def guard_reverse_one_to_one(get_queryset: FunctionType) -> SyncGuard:
+    """Guard ``ReverseOneToOneDescriptor.get_queryset``: mark the queryset of ``__get__``."""
+
+    def guarded(descriptor: Any, **hints: Any) -> Any:
+        queryset = get_queryset(descriptor, **hints)
+        instance = hints.get("instance")
+        if instance is not None:
+            accessor = descriptor.related.get_accessor_name()
+            _mark(queryset, RELATED_OBJECT, type(instance), accessor)
+        return queryset
+
+    return SyncGuard(get_queryset, guarded)
+
+
+def related_manager_accessor(manager: Any) -> str:
+    """Return the attribute name of the relation a related manager serves (``choice_set``)."""
+    if hasattr(manager, "through"):  # many-to-many, either direction
+        if manager.reverse:
+            field = manager.model._meta.get_field(manager.query_field_name)
+            return str(field.remote_field.get_accessor_name())
+        return str(manager.prefetch_cache_name)  # the field's name
+    if hasattr(manager, "field"):  # reverse foreign key
+        return str(manager.field.remote_field.get_accessor_name())
+    return str(manager.prefetch_cache_name)  # generic relation: the field's name
+
+
+def guard_related_manager(apply_rel_filters: FunctionType) -> SyncGuard:
+    """Guard a related manager's ``_apply_rel_filters``: mark the queryset it filters.
+
+    Django calls it only when the relation is not prefetched.
+    """
+
+    def guarded(manager: Any, queryset: Any) -> Any:
+        queryset = apply_rel_filters(manager, queryset)
+        instance = manager.instance
+        _mark(queryset, RELATED_OBJECTS, type(instance), related_manager_accessor(manager))
+        return queryset
+
+    return SyncGuard(apply_rel_filters, guarded)
+
+
+def _pk_set(instance: Any) -> bool:
+    is_pk_set = getattr(instance, "_is_pk_set", None)  # Django >= 5.2
+    return bool(is_pk_set()) if is_pk_set is not None else instance.pk is not None
+
+
+def guard_deferred_field(check_parent_chain: FunctionType) -> SyncGuard:
+    """Guard ``DeferredAttribute._check_parent_chain``: raise before ``refresh_from_db()``.
+
+    Django calls it only for a field missing from the instance; when it finds
+    no value, ``DeferredAttribute.__get__`` loads the field with
+    ``refresh_from_db()`` (except for a generated field of an unsaved
+    instance, which raises ``AttributeError``).
+    """
+
+    def guarded(attribute: Any, instance: Any) -> Any:
+        value = check_parent_chain(attribute, instance)
+        if value is None and not async_unsafe_allowed():
+            field = attribute.field
+            if not (getattr(field, "generated", False) and not _pk_set(instance)):
+                message = describe(DEFERRED_FIELD, type(instance), field.attname)
+                raise UnprefetchedRelatedModelAccessError(message)
+        return value
+
+    return SyncGuard(check_parent_chain, guarded)
+
+
+def guard_generic_foreign_key(get_content_type: FunctionType) -> SyncGuard:
+    """Guard ``GenericForeignKey.get_content_type``: raise before ``__get__`` fetches.
+
+    ``GenericForeignKey.__get__`` calls it with ``id=`` only when the object
+    is not cached, right before ``ContentType.get_object_for_this_type()``.
+    """
+    from django.contrib.contenttypes.fields import GenericForeignKey
+
+    fetching_code = vars(GenericForeignKey)["__get__"].__code__
+
+    def guarded(gfk: Any, *args: Any, **kwargs: Any) -> Any:
+        if (
+            kwargs.get("id") is not None
+            and sys._getframe(1).f_code is fetching_code
+            and not async_unsafe_allowed()
+        ):
+            message = describe(GENERIC_FOREIGN_KEY, gfk.model, gfk.name)
+            raise UnprefetchedRelatedModelAccessError(message)
+        return get_content_type(gfk, *args, **kwargs)
+
+    return SyncGuard(get_content_type, guarded)
+
+
+def related_manager_guards(cls: type) -> Iterator[tuple[type, str, Any]]:
+    """Rule for every manager class: guard ``_apply_rel_filters`` where *cls* defines it.
+
+    Related manager classes (reverse FK, M2M, generic relation) are built by
+    Django per relation, on first use; ``patch()`` applies this rule to the
+    existing ones and to every one built later.
+    """
+    function = vars(cls).get(RELATED_MANAGER_METHOD)
+    if isinstance(function, FunctionType):
+        yield cls, RELATED_MANAGER_METHOD, guard_related_manager(function)
+
+
+def guard_additions() -> Iterator[tuple[type, str, Any]]:
+    """Yield ``(owner, name, value)`` for every method guard of :func:`dualcall.targets.guards`."""
+    from . import targets
+
+    for owner, name, guard in targets.guards():
+        yield owner, name, guard(vars(owner)[name])

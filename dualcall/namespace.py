@@ -1,0 +1,234 @@
+"""The ``.a`` namespace: ``await instance.a.<name>`` for every field and relation.
+
+``instance.a.x`` returns an awaitable of ``instance.x``.  What is known, by the
+descriptor Django put on the model class under that name:
+
+======================================  ================  ======================
+descriptor (Django)                     what              resolves to
+======================================  ================  ======================
+``DeferredAttribute`` and subclasses    concrete field    its value
+``ForwardManyToOneDescriptor`` (and     FK, forward O2O   the instance or None
+``ForwardOneToOneDescriptor``)
+``ReverseOneToOneDescriptor``           reverse O2O       the instance
+``ReverseManyToOneDescriptor`` (and     reverse FK, M2M,  a list
+``ManyToManyDescriptor``,               generic relation
+``ReverseGenericManyToOneDescriptor``)
+``GenericForeignKey``                   generic FK        the instance or None
+======================================  ================  ======================
+
+A value that can be read without a query (a loaded field, a cached or
+``select_related`` relation, a null foreign key, a prefetched relation) is read
+when awaited, in the event loop's thread.  Anything else is the synchronous
+access itself run by :func:`dualcall.executor.run_sync`, so the result is
+cached on the instance exactly as a sync access caches it.  Other names raise
+``AttributeError`` at attribute access; ``instance.a`` never queries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from django.core.exceptions import SynchronousOnlyOperation
+
+from .executor import run_sync
+
+__all__ = ["DEFAULT_NAMESPACE", "Namespace", "NamespaceDescriptor", "namespace_name"]
+
+#: The namespace's name unless the ``DUALCALL_NAMESPACE`` setting says otherwise.
+DEFAULT_NAMESPACE = "a"
+
+_MISSING = object()
+
+# (ready, read): *ready(descriptor, instance)* says whether *read(instance,
+# name)* can run in the event loop's thread without a query.
+_Kind = tuple[Callable[[Any, Any], bool], Callable[[Any, str], Any]]
+
+
+def namespace_name() -> str:
+    """Return the namespace's name: the ``DUALCALL_NAMESPACE`` setting, default ``"a"``."""
+    from django.conf import settings
+
+    return str(getattr(settings, "DUALCALL_NAMESPACE", DEFAULT_NAMESPACE))
+
+
+class Namespace:
+    """``instance.a``: each attribute is an awaitable of the instance's attribute."""
+
+    __slots__ = ("_instance",)
+
+    def __init__(self, instance: Any) -> None:
+        self._instance = instance
+
+    def __getattr__(self, name: str) -> Coroutine[Any, Any, Any]:
+        instance = self._instance
+        descriptor, (ready, read) = _resolve(type(instance), name)
+        return _awaitable(instance, name, descriptor, ready, read)
+
+    def __dir__(self) -> list[str]:
+        return sorted(_known_names(type(self._instance)))
+
+
+class NamespaceDescriptor:
+    """The descriptor on ``Model`` that hands out a :class:`Namespace` per access."""
+
+    __slots__ = ()
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        return Namespace(instance)
+
+
+def namespace_addition() -> tuple[type, str, NamespaceDescriptor]:
+    """Return ``(Model, name, descriptor)``: the addition that installs the namespace."""
+    from django.core.exceptions import ImproperlyConfigured
+    from django.db.models import Model
+
+    name = namespace_name()
+    if not name.isidentifier() or hasattr(Model, name):
+        raise ImproperlyConfigured(
+            f"DUALCALL_NAMESPACE must be an identifier that Model does not define, "
+            f"not {name!r}."
+        )
+    return Model, name, NamespaceDescriptor()
+
+
+def _awaitable(
+    instance: Any,
+    name: str,
+    descriptor: Any,
+    ready: Callable[[Any, Any], bool],
+    read: Callable[[Any, str], Any],
+) -> Coroutine[Any, Any, Any]:
+    qualname = f"{type(instance).__name__}.{namespace_name()}.{name}"
+
+    async def resolve() -> Any:
+        if ready(descriptor, instance):
+            try:
+                return read(instance, name)
+            except SynchronousOnlyOperation:
+                # Not query-free after all (a cached generic foreign key
+                # checks its content type, which may have left ContentType's
+                # cache): nothing was read, so read it in the worker thread.
+                pass
+        return await run_sync(read, (instance, name), {}, qualname)
+
+    coroutine: Any = resolve()
+    coroutine.__qualname__ = qualname  # named in the "never awaited" warning
+    return coroutine  # type: ignore[no-any-return]
+
+
+def _resolve(model: type, name: str) -> tuple[Any, _Kind]:
+    """Return the descriptor of *name* on *model* and how to read it."""
+    descriptor = _class_attribute(model, name)
+    if descriptor is not _MISSING:
+        for kind, how in _kinds():
+            if isinstance(descriptor, kind):
+                return descriptor, how
+    raise AttributeError(
+        f"{model.__name__} has no field or relation {name!r} to await "
+        f"(instance.{namespace_name()}.<name> takes a field or relation name)."
+    )
+
+
+def _class_attribute(model: type, name: str) -> Any:
+    # vars() along the MRO, never getattr(), which would call the descriptor.
+    for klass in model.__mro__:
+        value = vars(klass).get(name, _MISSING)
+        if value is not _MISSING:
+            return value
+    return _MISSING
+
+
+def _known_names(model: type) -> set[str]:
+    kinds = tuple(kind for kind, _ in _kinds())
+    names: set[str] = set()
+    for klass in reversed(model.__mro__):
+        for name, value in vars(klass).items():
+            if isinstance(value, kinds):
+                names.add(name)
+            else:
+                names.discard(name)
+    return names
+
+
+# -- ready / read, per kind ---------------------------------------------------
+
+
+def _read(instance: Any, name: str) -> Any:
+    return getattr(instance, name)
+
+
+def _read_many(instance: Any, name: str) -> list[Any]:
+    return list(getattr(instance, name).all())
+
+
+def _field_ready(descriptor: Any, instance: Any) -> bool:
+    return descriptor.field.attname in instance.__dict__
+
+
+def _forward_ready(descriptor: Any, instance: Any) -> bool:
+    field = descriptor.field
+    if field.is_cached(instance):
+        return True
+    # A null foreign key: no query (its columns must be loaded to tell).
+    data = instance.__dict__
+    values = [data.get(f.attname, _MISSING) for f in field.local_related_fields]
+    return _MISSING not in values and None in values
+
+
+def _pk_set(instance: Any) -> bool:
+    is_pk_set = getattr(instance, "_is_pk_set", None)  # Django >= 5.2
+    return bool(is_pk_set()) if is_pk_set is not None else instance.pk is not None
+
+
+def _reverse_one_ready(descriptor: Any, instance: Any) -> bool:
+    return bool(descriptor.related.is_cached(instance)) or not _pk_set(instance)
+
+
+def _prefetch_cache_name(descriptor: Any) -> str:
+    """The key of a multi-valued relation in ``instance._prefetched_objects_cache``."""
+    rel = descriptor.rel
+    if getattr(descriptor, "reverse", None) is not None:  # ManyToManyDescriptor
+        return str(rel.field.related_query_name() if descriptor.reverse else rel.field.name)
+    if not rel.field.concrete:  # GenericRelation: no column
+        return str(rel.field.attname)
+    return str(rel.get_accessor_name())  # reverse foreign key
+
+
+def _many_ready(descriptor: Any, instance: Any) -> bool:
+    cache = getattr(instance, "_prefetched_objects_cache", None)
+    return cache is not None and _prefetch_cache_name(descriptor) in cache
+
+
+def _generic_fk_ready(descriptor: Any, instance: Any) -> bool:
+    data = instance.__dict__
+    ct_attname = descriptor.model._meta.get_field(descriptor.ct_field).attname
+    if ct_attname not in data or descriptor.fk_field not in data:
+        return False  # deferred: reading them would query
+    if data[ct_attname] is None:
+        return True
+    return bool(descriptor.is_cached(instance))
+
+
+def _kinds() -> list[tuple[type, _Kind]]:
+    from django.apps import apps
+    from django.db.models.fields.related_descriptors import (
+        ForwardManyToOneDescriptor,
+        ReverseManyToOneDescriptor,
+        ReverseOneToOneDescriptor,
+    )
+    from django.db.models.query_utils import DeferredAttribute
+
+    kinds: list[tuple[type, _Kind]] = [
+        (DeferredAttribute, (_field_ready, _read)),
+        (ForwardManyToOneDescriptor, (_forward_ready, _read)),
+        (ReverseOneToOneDescriptor, (_reverse_one_ready, _read)),
+        (ReverseManyToOneDescriptor, (_many_ready, _read_many)),
+    ]
+    if apps.is_installed("django.contrib.contenttypes"):
+        from django.contrib.contenttypes.fields import GenericForeignKey
+
+        kinds.append((GenericForeignKey, (_generic_fk_ready, _read)))
+    return kinds

@@ -1,0 +1,130 @@
+"""System check dualcall.W001: a model attribute that hides the ``.a`` namespace.
+
+The clashing models live in isolated app registries, so the project's own
+``check`` stays silent.
+"""
+
+from django.core import checks
+from django.db import models
+from django.test import override_settings
+from django.test.utils import isolate_apps
+
+from dualcall.checks import check_namespace_clash
+
+HINT = (
+    "Rename the field or attribute {name!r}, or choose another namespace name with the "
+    "DUALCALL_NAMESPACE setting."
+)
+
+
+def w001(model, owner, name="a"):
+    return checks.Warning(
+        f"{model.__name__}.{name} (defined by {owner.__qualname__}) clashes with "
+        f"dualcall's namespace {name!r}.",
+        hint=HINT.format(name=name),
+        obj=model,
+        id="dualcall.W001",
+    )
+
+
+def test_check_is_registered_and_the_project_is_clean():
+    assert check_namespace_clash in checks.registry.registry.get_checks()
+    messages = checks.run_checks(tags=[checks.Tags.models])
+    assert [m for m in messages if m.id == "dualcall.W001"] == []
+
+
+@isolate_apps("tests.testapp")
+def test_field_method_manager_and_relation_accessor_named_a():
+    class WithField(models.Model):
+        a = models.IntegerField()
+
+        class Meta:
+            app_label = "testapp"
+
+    class WithMethod(models.Model):
+        class Meta:
+            app_label = "testapp"
+
+        def a(self):
+            return 1
+
+    class WithManager(models.Model):
+        a = models.Manager()
+
+        class Meta:
+            app_label = "testapp"
+
+    class Target(models.Model):
+        class Meta:
+            app_label = "testapp"
+
+    class Source(models.Model):
+        target = models.ForeignKey(Target, models.CASCADE, related_name="a")
+
+        class Meta:
+            app_label = "testapp"
+
+    class Clean(models.Model):
+        alpha = models.IntegerField()
+
+        class Meta:
+            app_label = "testapp"
+
+    from django.apps import apps as global_apps
+
+    registry = WithField._meta.apps
+    assert registry is not global_apps
+    assert check_namespace_clash(app_configs=registry.get_app_configs()) == [
+        w001(WithField, WithField),
+        w001(WithMethod, WithMethod),
+        w001(WithManager, WithManager),
+        w001(Target, Target),
+    ]
+
+
+@isolate_apps("tests.testapp")
+def test_inherited_attribute_names_the_defining_class():
+    class Mixin:
+        a = "mine"
+
+    class Abstract(models.Model):
+        class Meta:
+            abstract = True
+            app_label = "testapp"
+
+        @property
+        def a(self):
+            return 1
+
+    class FromAbstract(Abstract):
+        class Meta:
+            app_label = "testapp"
+
+    # The mixin comes after Model in the MRO: the namespace would hide it.
+    class MixinAfterModel(models.Model, Mixin):
+        class Meta:
+            app_label = "testapp"
+
+    registry = FromAbstract._meta.apps
+    assert check_namespace_clash(app_configs=registry.get_app_configs()) == [
+        w001(FromAbstract, Abstract),
+        w001(MixinAfterModel, Mixin),
+    ]
+
+
+@isolate_apps("tests.testapp")
+def test_namespace_setting_is_what_is_checked():
+    class Thing(models.Model):
+        a = models.IntegerField()
+        aio = models.IntegerField()
+
+        class Meta:
+            app_label = "testapp"
+
+    registry = Thing._meta.apps
+    with override_settings(DUALCALL_NAMESPACE="aio"):
+        assert check_namespace_clash(app_configs=registry.get_app_configs()) == [
+            w001(Thing, Thing, "aio")
+        ]
+    with override_settings(DUALCALL_NAMESPACE="b"):
+        assert check_namespace_clash(app_configs=registry.get_app_configs()) == []
