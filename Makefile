@@ -27,7 +27,7 @@ run:
 
 clean:
 	-bash scripts/pgserver.sh stop
-	rm -rf .venv .pg build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache
+	rm -rf .venv .pg .cache .bench build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache
 	find . -path ./.git -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 # Django's own test suite, plain and with dualcall in INSTALLED_APPS, compared

@@ -40,13 +40,14 @@ The targets are data in :func:`dualcall.targets.guards`.
 from __future__ import annotations
 
 import sys
+from asyncio import _get_running_loop
 from collections.abc import Callable, Iterator
 from types import FunctionType, MethodType
 from typing import Any
 
 from django.core.exceptions import SynchronousOnlyOperation
 
-from .context import async_unsafe_allowed, loop_running
+from .context import async_unsafe_allowed
 from .exceptions import (
     DEFERRED_FIELD,
     GENERIC_FOREIGN_KEY,
@@ -93,8 +94,11 @@ class SyncGuard:
         self.__wrapped__ = wrapped
         self.guarded = guarded
 
-    def __get__(self, instance: Any, owner: type | None = None) -> Any:
-        if instance is None or not loop_running():
+    def __get__(
+        self, instance: Any, owner: type | None = None, _no_loop: Any = _get_running_loop
+    ) -> Any:
+        # Hot path (every queryset evaluation in sync code): one C call.
+        if _no_loop() is None or instance is None:
             return self.__wrapped__.__get__(instance, owner)
         return MethodType(self.guarded, instance)
 

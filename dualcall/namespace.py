@@ -26,6 +26,7 @@ cached on the instance exactly as a sync access caches it.  Other names raise
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -85,13 +86,22 @@ def namespace_addition() -> tuple[type, str, NamespaceDescriptor]:
     from django.core.exceptions import ImproperlyConfigured
     from django.db.models import Model
 
+    global _installed_name
     name = namespace_name()
     if not name.isidentifier() or hasattr(Model, name):
         raise ImproperlyConfigured(
             f"DUALCALL_NAMESPACE must be an identifier that Model does not define, "
             f"not {name!r}."
         )
+    _installed_name = name
+    _kinds.cache_clear()
     return Model, name, NamespaceDescriptor()
+
+
+# The name the namespace was installed under (read once, at patch time, for
+# the awaitables' names: reading settings on every access costs more than the
+# access itself).
+_installed_name = DEFAULT_NAMESPACE
 
 
 def _awaitable(
@@ -101,18 +111,21 @@ def _awaitable(
     ready: Callable[[Any, Any], bool],
     read: Callable[[Any, str], Any],
 ) -> Coroutine[Any, Any, Any]:
-    qualname = f"{type(instance).__name__}.{namespace_name()}.{name}"
+    qualname = f"{type(instance).__name__}.{_installed_name}.{name}"
+
+    if not ready(descriptor, instance):
+        # Not loaded: the sync access itself, off the loop (one coroutine,
+        # as sync_to_async(lambda: instance.x)() would make).
+        return run_sync(read, (instance, name), {}, qualname)
 
     async def resolve() -> Any:
-        if ready(descriptor, instance):
-            try:
-                return read(instance, name)
-            except SynchronousOnlyOperation:
-                # Not query-free after all (a cached generic foreign key
-                # checks its content type, which may have left ContentType's
-                # cache): nothing was read, so read it in the worker thread.
-                pass
-        return await run_sync(read, (instance, name), {}, qualname)
+        try:
+            return read(instance, name)
+        except SynchronousOnlyOperation:
+            # Not query-free after all (a cached generic foreign key checks
+            # its content type, which may have left ContentType's cache):
+            # nothing was read, so read it in the worker thread.
+            return await run_sync(read, (instance, name), {}, qualname)
 
     coroutine: Any = resolve()
     coroutine.__qualname__ = qualname  # named in the "never awaited" warning
@@ -212,6 +225,7 @@ def _generic_fk_ready(descriptor: Any, instance: Any) -> bool:
     return bool(descriptor.is_cached(instance))
 
 
+@functools.cache
 def _kinds() -> list[tuple[type, _Kind]]:
     from django.apps import apps
     from django.db.models.fields.related_descriptors import (

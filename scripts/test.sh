@@ -53,17 +53,8 @@ fi
 # 3. PostgreSQL, stopped on any exit: success, failure, Ctrl-C, kill.
 pg_env=""
 if [[ " ${dbs[*]} " == *" postgres "* ]]; then
-    cleanup() {
-        local rc=$?
-        trap - EXIT INT TERM HUP
-        bash scripts/pgserver.sh stop || true
-        exit "$rc"
-    }
-    trap cleanup EXIT
-    trap 'exit 130' INT
-    trap 'exit 143' TERM
-    trap 'exit 129' HUP
-    bash scripts/pgserver.sh start
+    . scripts/pg-session.sh
+    pg_session_start
     pg_env=$(bash scripts/pgserver.sh env)
 fi
 

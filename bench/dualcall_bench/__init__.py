@@ -1,0 +1,1 @@
+"""The models `make bench` measures: a Question and its Choices."""

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# `make bench` / `make bench-pg`: bash bench/run.sh [sqlite|postgres] [bench/run.py options...]
+# sqlite: SQLite, plus PostgreSQL when PGHOST is set. postgres: also starts a
+# throwaway server (scripts/pgserver.sh) unless PGHOST is set, and stops it.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+db=${1:-sqlite}
+shift $(($# < 1 ? $# : 1))
+
+bash scripts/venv.sh 52
+if [ "$db" = postgres ] && [ -z "${PGHOST:-}" ]; then
+    . scripts/pg-session.sh
+    pg_session_start
+    eval "$(bash scripts/pgserver.sh env)"
+fi
+.venv/django52/bin/python bench/run.py "$@"
