@@ -63,7 +63,7 @@ class Namespace:
 
     def __getattr__(self, name: str) -> Coroutine[Any, Any, Any]:
         instance = self._instance
-        descriptor, (ready, read) = _resolve(type(instance), name)
+        descriptor, (ready, read) = _resolve(type(instance), name)  # type: ignore[arg-type]  # classes hash
         return _awaitable(instance, name, descriptor, ready, read)
 
     def __dir__(self) -> list[str]:
@@ -95,6 +95,7 @@ def namespace_addition() -> tuple[type, str, NamespaceDescriptor]:
         )
     _installed_name = name
     _kinds.cache_clear()
+    _resolve.cache_clear()
     return Model, name, NamespaceDescriptor()
 
 
@@ -132,7 +133,8 @@ def _awaitable(
     return coroutine  # type: ignore[no-any-return]
 
 
-def _resolve(model: type, name: str) -> tuple[Any, _Kind]:
+@functools.lru_cache(maxsize=4096)
+def _resolve(model: Any, name: str) -> tuple[Any, _Kind]:
     """Return the descriptor of *name* on *model* and how to read it."""
     descriptor = _class_attribute(model, name)
     if descriptor is not _MISSING:
