@@ -57,6 +57,7 @@ from .exceptions import (
     UnprefetchedRelatedModelAccessError,
     describe,
 )
+from .namespace import pk_is_set
 
 __all__ = [
     "ORIGIN",
@@ -177,11 +178,6 @@ def guard_related_manager(apply_rel_filters: FunctionType) -> SyncGuard:
     return SyncGuard(apply_rel_filters, guarded)
 
 
-def _pk_set(instance: Any) -> bool:
-    is_pk_set = getattr(instance, "_is_pk_set", None)  # Django >= 5.2
-    return bool(is_pk_set()) if is_pk_set is not None else instance.pk is not None
-
-
 def guard_deferred_field(check_parent_chain: FunctionType) -> SyncGuard:
     """Guard ``DeferredAttribute._check_parent_chain``: raise before ``refresh_from_db()``.
 
@@ -195,7 +191,7 @@ def guard_deferred_field(check_parent_chain: FunctionType) -> SyncGuard:
         value = check_parent_chain(attribute, instance)
         if value is None and not async_unsafe_allowed():
             field = attribute.field
-            if not (getattr(field, "generated", False) and not _pk_set(instance)):
+            if not (getattr(field, "generated", False) and not pk_is_set(instance)):
                 message = describe(DEFERRED_FIELD, type(instance), field.attname)
                 raise UnprefetchedRelatedModelAccessError(message)
         return value

@@ -193,13 +193,14 @@ def _forward_ready(descriptor: Any, instance: Any) -> bool:
     return _MISSING not in values and None in values
 
 
-def _pk_set(instance: Any) -> bool:
+def pk_is_set(instance: Any) -> bool:
+    """Whether *instance* has a primary key value (Django 5.2's ``_is_pk_set()``)."""
     is_pk_set = getattr(instance, "_is_pk_set", None)  # Django >= 5.2
     return bool(is_pk_set()) if is_pk_set is not None else instance.pk is not None
 
 
 def _reverse_one_ready(descriptor: Any, instance: Any) -> bool:
-    return bool(descriptor.related.is_cached(instance)) or not _pk_set(instance)
+    return bool(descriptor.related.is_cached(instance)) or not pk_is_set(instance)
 
 
 def _prefetch_cache_name(descriptor: Any) -> str:

@@ -50,20 +50,29 @@ def patch() -> None:
     with _lock:
         if _patched:
             return
-        for code in targets.pass_through_codes():
-            add_pass_through(code)
-        rules: dict[type, list[Rule]] = {}
-        for root, rule in targets.class_rules():
-            rules.setdefault(root, []).append(rule)
-        for root, root_rules in rules.items():
-            _install_subclass_hook(root, root_rules)
-            # Parents before children (a class's MRO is longer than each of
-            # its bases'), so a child sees its parents' dual methods.
-            for cls in sorted(_subclasses(root), key=lambda c: len(c.__mro__)):
-                _apply(cls, root_rules)
-        for owner, name, value in targets.additions():
-            _set(owner, name, value)
+        try:
+            _install(targets)
+        except BaseException:
+            # All or nothing: undo what was installed before the failure.
+            unpatch()
+            raise
         _patched = True
+
+
+def _install(targets: Any) -> None:
+    for code in targets.pass_through_codes():
+        add_pass_through(code)
+    rules: dict[type, list[Rule]] = {}
+    for root, rule in targets.class_rules():
+        rules.setdefault(root, []).append(rule)
+    for root, root_rules in rules.items():
+        _install_subclass_hook(root, root_rules)
+        # Parents before children (a class's MRO is longer than each of its
+        # bases'), so a child sees its parents' dual methods.
+        for cls in sorted(_subclasses(root), key=lambda c: len(c.__mro__)):
+            _apply(cls, root_rules)
+    for owner, name, value in targets.additions():
+        _set(owner, name, value)
 
 
 def unpatch() -> None:

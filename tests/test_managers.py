@@ -59,16 +59,30 @@ async def test_db_manager_and_using(posts):
     assert await Post.objects.using("default").filter(published=True).count() == 2
 
 
-def test_manager_defined_after_patch_is_dual():
-    # A manager class created after patch() (here, at test time) is dual too.
-    class LoudQuerySet(models.QuerySet):
-        def count(self):
-            return super().count() * 10
+class LoudQuerySet(models.QuerySet):
+    """Defined at test time, after patch(): its override and dualmethod are dual."""
 
-        @dualmethod
-        def loud(self):
-            return "LOUD"
+    def count(self):
+        return super().count() * 10
 
-    manager_class = models.Manager.from_queryset(LoudQuerySet)
-    assert "loud" in vars(manager_class)
-    assert type(vars(LoudQuerySet)["count"]).__name__ == "DualMethod"
+    @dualmethod
+    def loud(self):
+        return "LOUD"
+
+
+LoudManager = models.Manager.from_queryset(LoudQuerySet)
+
+
+async def test_queryset_and_manager_defined_after_patch_are_dual(posts):
+    manager = LoudManager()
+    manager.model = Post
+    assert await manager.count() == 40
+    assert await manager.loud() == "LOUD"
+    assert await manager.filter(published=True).count() == 20
+
+
+def test_queryset_and_manager_defined_after_patch_sync(posts):
+    manager = LoudManager()
+    manager.model = Post
+    assert manager.count() == 40
+    assert manager.loud() == "LOUD"

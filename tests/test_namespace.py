@@ -8,10 +8,11 @@ the cache; any query in the loop's thread would raise anyway.
 
 import gc
 import re
+import types
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
-from django.db.models import Model
+from django.db.models import Model, QuerySet
 from django.test import override_settings
 
 import dualcall
@@ -340,5 +341,7 @@ def test_invalid_namespace_setting(name):
         ),
     ):
         dualcall.patch()
-    dualcall.unpatch()
-    assert callable(vars(Model)["save"]) and not hasattr(vars(Model)["save"], "__wrapped__")
+    # patch() is all or nothing: what it installed before failing is undone.
+    assert not dualcall.is_patched()
+    assert type(vars(Model)["save"]) is types.FunctionType
+    assert "__await__" not in vars(QuerySet)
