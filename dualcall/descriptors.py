@@ -23,11 +23,20 @@ from __future__ import annotations
 import sys
 from asyncio import _get_running_loop
 from collections.abc import AsyncIterator, Callable
+from types import FrameType
 from typing import Any, TypeVar, cast
 
 import wrapt
+from django.core.exceptions import SynchronousOnlyOperation
 
-from .context import add_pass_through, called_from_coroutine
+from .awaitables import DualAsyncIterator, where
+from .context import (
+    add_pass_through,
+    called_from_coroutine,
+    describe_frame,
+    is_library_frame,
+)
+from .exceptions import SYNC_CALL, UnprefetchedRelatedModelAccessError, describe
 from .executor import run_sync
 
 __all__ = ["ASYNC_ITERATOR", "AWAITABLE", "BoundDualMethod", "DualMethod", "dualmethod"]
@@ -60,9 +69,30 @@ class _DualCall:
         __tracebackhide__ = True
         # Frame 1 is the caller: wrapt's C extension calls us without a frame
         # of its own (its pure-Python fallback is a registered pass-through).
-        if called_from_coroutine(sys._getframe(1)):
-            return self.acall(wrapped, instance, args, kwargs)
-        return wrapped(*args, **kwargs)
+        frame = sys._getframe(1)
+        if called_from_coroutine(frame):
+            return self.acall(wrapped, instance, args, kwargs, frame)
+        try:
+            return wrapped(*args, **kwargs)
+        except SynchronousOnlyOperation as exc:
+            # A sync function called from async code made this call: say so,
+            # and how to fix it, unless a more precise message stands.
+            if (
+                isinstance(exc, UnprefetchedRelatedModelAccessError)
+                and not getattr(exc, "dualcall_plain_queryset", False)
+            ) or is_library_frame(frame):
+                raise
+            function, location = describe_frame(frame)
+            error = UnprefetchedRelatedModelAccessError(
+                describe(
+                    SYNC_CALL,
+                    None,
+                    call=self.qualname(instance),
+                    function=function,
+                    location=location,
+                )
+            )
+            raise error from exc
 
     def acall(
         self,
@@ -70,21 +100,41 @@ class _DualCall:
         instance: Any,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
+        frame: FrameType,
     ) -> Any:
-        """Return the async form of the call: an awaitable, or an async iterator."""
+        """Return the async form of the call: an awaitable, or an async iterator.
+
+        *frame* is the caller's: warnings and misuse reports name its line.
+        """
         if self.kind == ASYNC_ITERATOR and instance is not None:
             async_iterator: AsyncIterator[Any] = getattr(instance, "a" + self.name)(
                 *args, **kwargs
             )
-            return async_iterator
-        return run_sync(wrapped, args, kwargs, self.qualname(instance))
+            return DualAsyncIterator(async_iterator, self.qualname(instance))
+        return run_sync(wrapped, args, kwargs, self.qualname(instance), where(frame))
 
     def qualname(self, instance: Any) -> str:
-        """Name the call for warnings: ``Manager.count``, ``Question.save``, ``helper``."""
+        """Name the call: ``Question.objects.count``, ``Question.save``, ``helper``.
+
+        A queryset is ``Question QuerySet.count``; a related manager
+        ``Question.choice_set.add``.
+        """
         if instance is None:
             return self.name
-        owner = instance if isinstance(instance, type) else type(instance)
-        return f"{owner.__name__}.{self.name}"
+        if isinstance(instance, type):
+            return f"{instance.__name__}.{self.name}"
+        model = getattr(instance, "model", None)
+        if isinstance(model, type) and not hasattr(instance, "_meta"):
+            if getattr(instance, "query", None) is not None:  # a QuerySet
+                return f"{model.__name__} QuerySet.{self.name}"
+            if getattr(instance, "name", None):  # a model's manager
+                return f"{model.__name__}.{instance.name}.{self.name}"
+            if hasattr(instance, "instance"):  # a related manager
+                from .guards import related_manager_accessor
+
+                owner = type(instance.instance).__name__
+                return f"{owner}.{related_manager_accessor(instance)}.{self.name}"
+        return f"{type(instance).__name__}.{self.name}"
 
 
 class BoundDualMethod(wrapt.BoundFunctionWrapper):  # type: ignore[type-arg]
@@ -98,7 +148,7 @@ class BoundDualMethod(wrapt.BoundFunctionWrapper):  # type: ignore[type-arg]
     def __acall__(self, *args: Any, **kwargs: Any) -> Any:
         """Return the awaitable form of this call, wherever it is made from."""
         dual = cast(_DualCall, self._self_wrapper)
-        return dual.acall(self.__wrapped__, self._self_instance, args, kwargs)
+        return dual.acall(self.__wrapped__, self._self_instance, args, kwargs, sys._getframe(1))
 
 
 class DualMethod(wrapt.FunctionWrapper):  # type: ignore[type-arg]
@@ -133,7 +183,7 @@ class DualMethod(wrapt.FunctionWrapper):  # type: ignore[type-arg]
     def __acall__(self, *args: Any, **kwargs: Any) -> Any:
         """Return the awaitable form of a call to the unbound function."""
         dual = cast(_DualCall, self._self_wrapper)
-        return dual.acall(self.__wrapped__, None, args, kwargs)
+        return dual.acall(self.__wrapped__, None, args, kwargs, sys._getframe(1))
 
 
 def dualmethod(func: F) -> F:
@@ -183,4 +233,5 @@ def queryset_await(self: Any) -> Any:
 
     The results are cached on the queryset, as ``list(queryset)`` caches them.
     """
-    return run_sync(_evaluate, (self,), {}, f"{type(self).__name__}.__await__").__await__()
+    name = f"{self.model.__name__} QuerySet.__await__"
+    return run_sync(_evaluate, (self,), {}, name, where(sys._getframe(1))).__await__()
