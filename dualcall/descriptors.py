@@ -20,10 +20,12 @@ looks ``save`` up in a coroutine and calls it in a worker thread).
 
 from __future__ import annotations
 
+import functools
+import inspect
 import sys
 from asyncio import _get_running_loop
 from collections.abc import AsyncIterator, Callable
-from types import FrameType
+from types import FrameType, FunctionType, MethodType
 from typing import Any, TypeVar, cast
 
 import wrapt
@@ -151,6 +153,69 @@ class BoundDualMethod(wrapt.BoundFunctionWrapper):  # type: ignore[type-arg]
         return dual.acall(self.__wrapped__, self._self_instance, args, kwargs, sys._getframe(1))
 
 
+# A dual method bound to an instance where no event loop runs: Django's own call.
+#
+# A ``functools.partial`` of the original function and the instance: calling
+# it calls the function in C, with no frame of dualcall's (so the stack, and
+# the line a warning names, are exactly Django's), and it reads like a bound
+# method (``__self__``, ``__func__``, ``__name__``, ``__doc__``, the
+# signature without ``self``, the function's attributes such as
+# ``alters_data``; equal when instance and function are; pickled as the
+# attribute lookup; ``isinstance(m, types.MethodType)`` and so
+# ``inspect.ismethod()`` are true, through ``__class__``, since Django's
+# ``method_has_no_args()`` and others branch on it).  It adds ``__acall__``, so that
+# ``asyncio.run(Question.objects.count.__acall__())`` works in sync code: a
+# plain bound method cannot carry that (its attribute lookups go to the
+# function, which knows no instance).  (The class docstring is the
+# function's: see ``__doc__``.)
+class SyncBoundMethod(functools.partial):  # type: ignore[type-arg]
+    __slots__ = ("_dual",)
+    _dual: _DualCall
+
+    @property
+    def __doc__(self) -> str | None:  # type: ignore[override]
+        return self.func.__doc__
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        return MethodType
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        return inspect.signature(MethodType(self.func, self.args[0]))
+
+    @property
+    def __self__(self) -> Any:
+        return self.args[0]
+
+    @property
+    def __func__(self) -> Any:
+        return self.func
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.func, name)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (SyncBoundMethod, MethodType)):
+            return self.__self__ is other.__self__ and self.func == other.__func__
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash((id(self.args[0]), self.func))
+
+    def __repr__(self) -> str:
+        return MethodType(self.func, self.args[0]).__repr__()
+
+    def __reduce__(self) -> Any:
+        return getattr, (self.args[0], self.func.__name__)
+
+    def __acall__(self, *args: Any, **kwargs: Any) -> Any:
+        """Return the awaitable form of this call (run it with ``asyncio.run()``)."""
+        dual: _DualCall = self._dual
+        bound = MethodType(self.func, self.args[0])
+        return dual.acall(bound, self.args[0], args, kwargs, sys._getframe(1))
+
+
 class DualMethod(wrapt.FunctionWrapper):  # type: ignore[type-arg]
     """A descriptor that makes the wrapped function or method dual.
 
@@ -167,9 +232,24 @@ class DualMethod(wrapt.FunctionWrapper):  # type: ignore[type-arg]
     ) -> None:
         if name is None:
             name = getattr(wrapped, "__name__", None) or type(wrapped).__name__
-        super().__init__(wrapped, _DualCall(name, kind))
-        # The wrapped object's own binder, kept for the hot path below.
-        self._self_bind = wrapped.__get__
+        dual = _DualCall(name, kind)
+        super().__init__(wrapped, dual)
+        # What a lookup returns where no loop runs, kept for the hot path below:
+        # for a plain function, a SyncBoundMethod; otherwise (classmethod,
+        # staticmethod) the wrapped object's own binding.
+        self._self_bind: Callable[..., Any]
+        if isinstance(wrapped, FunctionType):
+
+            def bind(instance: Any, owner: type | None = None) -> Any:
+                if instance is None:
+                    return wrapped
+                method = SyncBoundMethod(wrapped, instance)
+                method._dual = dual
+                return method
+
+            self._self_bind = bind
+        else:
+            self._self_bind = wrapped.__get__
 
     def __get__(
         self, instance: Any, owner: type | None = None, _no_loop: Any = _get_running_loop
