@@ -181,6 +181,22 @@ def _describe(frame: FrameType | None) -> str:
     return f"dualcall.atomic block at {frame.f_code.co_filename}:{frame.f_lineno}"
 
 
+def _loop_thread_in_atomic_block(alias: str) -> bool:
+    """Whether this (event loop) thread's sync connection for *alias* is in an atomic block.
+
+    With a loop running, Django's ``connections`` are local to the task
+    (asgiref's thread-critical ``Local``), so ``connections[alias]`` here is
+    not the connection that sync code of this thread opened before the loop
+    started (pytest-django's test transaction, under pytest-asyncio): that
+    one is in the ``Local``'s plain thread-local storage.  Looked up by
+    feature; ``False`` where the storage is not found.
+    """
+    storage = getattr(getattr(connections, "_connections", None), "_storage", None)
+    if not isinstance(storage, threading.local):
+        return False
+    return bool(getattr(getattr(storage, alias, None), "in_atomic_block", False))
+
+
 # -- work done in the block's thread ------------------------------------------
 
 
@@ -370,16 +386,14 @@ class Atomic(django_transaction.Atomic):  # type: ignore[misc]  # Django is unty
         # (a TestCase's async test), or the loop's thread holds a transaction
         # (pytest-django): join the transaction of the task's thread if it
         # has one.  Elsewhere (ASGI) neither holds and no thread hop is spent.
-        if (
-            getattr(AsyncToSync.executors, "current", None) is not None
-            or connections[alias].in_atomic_block
-        ):
+        in_loop_thread = _loop_thread_in_atomic_block(alias)
+        if getattr(AsyncToSync.executors, "current", None) is not None or in_loop_thread:
             block = _Block(executor=None, context=None)
             entry = _Entry(atomic=self, block=block, parent=None, where=where)
             block.stack.append(entry)
             if await self._enter(entry, join=True):
                 return entry
-            if connections[alias].in_atomic_block:
+            if in_loop_thread:
                 raise django_transaction.TransactionManagementError(
                     _TEST_TRANSACTION_ON_LOOP_THREAD % alias
                 )
