@@ -74,6 +74,7 @@ import functools
 import inspect
 import sys
 import threading
+import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -170,6 +171,10 @@ _entries: contextvars.ContextVar[tuple[_Entry, ...]] = contextvars.ContextVar(
 )
 
 
+# Connection -> the block of the async blocks that joined its transaction.
+_joined_blocks: weakref.WeakKeyDictionary[Any, _Block] = weakref.WeakKeyDictionary()
+
+
 def _current_block() -> _Block | None:
     entries = _entries.get()
     return entries[-1].block if entries else None
@@ -198,6 +203,12 @@ def _loop_thread_in_atomic_block(alias: str) -> bool:
 
 
 # -- work done in the block's thread ------------------------------------------
+
+
+def _connection_in_atomic_block(alias: str) -> Any:
+    """This thread's connection for *alias* if it is in an atomic block, else ``None``."""
+    conn = connections[alias]
+    return conn if conn.in_atomic_block else None
 
 
 def _capture(block: _Block) -> None:
@@ -388,11 +399,28 @@ class Atomic(django_transaction.Atomic):  # type: ignore[misc]  # Django is unty
         # has one.  Elsewhere (ASGI) neither holds and no thread hop is spent.
         in_loop_thread = _loop_thread_in_atomic_block(alias)
         if getattr(AsyncToSync.executors, "current", None) is not None or in_loop_thread:
-            block = _Block(executor=None, context=None)
-            entry = _Entry(atomic=self, block=block, parent=None, where=where)
-            block.stack.append(entry)
-            if await self._enter(entry, join=True):
-                return entry
+            joined = await sync_to_async(_connection_in_atomic_block, thread_sensitive=True)(alias)
+            if joined is not None:
+                # Every block that joins this connection's transaction shares
+                # one stack: outermost blocks of sibling tasks are savepoints
+                # of one connection too, so they are serialized as well.
+                block = _joined_blocks.get(joined)
+                if block is None:
+                    block = _joined_blocks[joined] = _Block(executor=None, context=None)
+                while block.stack:
+                    await _wait_for_change(block)
+                entry = _Entry(atomic=self, block=block, parent=None, where=where)
+                block.stack.append(entry)
+                try:
+                    entered = await self._enter(entry, join=True)
+                except BaseException:
+                    block.stack.remove(entry)
+                    _notify(block)
+                    raise
+                if entered:
+                    return entry
+                block.stack.remove(entry)
+                _notify(block)
             if in_loop_thread:
                 raise django_transaction.TransactionManagementError(
                     _TEST_TRANSACTION_ON_LOOP_THREAD % alias

@@ -169,3 +169,22 @@ async def test_pytest_transactional_1_block_commits():
 @pytest.mark.django_db(transaction=True)
 async def test_pytest_transactional_2_flushed_between_tests():
     assert await atexts() == []
+
+
+class ConcurrentBlocksInTestCaseTests(TestCase):
+    async def test_1_sibling_outermost_blocks_join_one_after_the_other(self):
+        async def block(text, fail):
+            async with dualcall.atomic():
+                await Question.objects.create(question_text=text)
+                await asyncio.sleep(0.01)
+                if fail:
+                    raise Boom
+
+        results = await asyncio.gather(
+            block("failing", True), block("succeeding", False), return_exceptions=True
+        )
+        assert [type(r) for r in results] == [Boom, type(None)]
+        assert await atexts() == ["succeeding"]
+
+    async def test_2_nothing_leaked(self):
+        assert await atexts() == []
