@@ -181,6 +181,9 @@ def _current_block() -> _Block | None:
 
 
 def _describe(frame: FrameType | None) -> str:
+    """Name a block by the user's line: the first frame outside this module."""
+    while frame is not None and frame.f_code.co_filename == __file__:
+        frame = frame.f_back
     if frame is None:
         return "dualcall.atomic block"
     return f"dualcall.atomic block at {frame.f_code.co_filename}:{frame.f_lineno}"

@@ -341,12 +341,13 @@ async def test_cancelled_while_nested_enter_runs_rolls_the_savepoint_back():
 
 
 async def test_cancelled_while_nested_exit_waits_rolls_the_nested_block_back():
+    siblings = []
+
     async def nested_then_busy_sibling():
         async with dualcall.atomic():
             await Question.objects.create(question_text="inner")
-            # A sibling task (of the outer block) holds the thread when the
-            # nested block exits.
-            asyncio.create_task(sync_to_async(_busy)(0.3))
+            # A sibling task holds the block's thread when the nested block exits.
+            siblings.append(asyncio.create_task(sync_to_async(_busy)(0.3)))
             await asyncio.sleep(0.05)
 
     async with dualcall.atomic():
@@ -354,6 +355,7 @@ async def test_cancelled_while_nested_exit_waits_rolls_the_nested_block_back():
         before = await sync_to_async(_stacks)()
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(nested_then_busy_sibling(), timeout=0.1)
+        await asyncio.gather(*siblings)
         assert await sync_to_async(_stacks)() == before
     assert await atitles() == ["outer"]
 
@@ -401,7 +403,9 @@ async def test_cancelled_nested_block_without_savepoint_makes_the_outer_block_fa
             with pytest.raises(TimeoutError):
                 await asyncio.wait_for(nested_without_savepoint(), timeout=0.05)
     message = str(raised.value)
-    assert message.startswith("The transaction was rolled back: the nested dualcall.atomic block at ")
+    assert message.startswith(
+        "The transaction was rolled back: the nested dualcall.atomic block at "
+    )
     assert f"{__file__}:" in message
     assert "(cancelled with CancelledError) could not be rolled back to a savepoint" in message
     assert await Question.objects.count() == 0
@@ -437,9 +441,8 @@ async def test_tasks_inside_a_nested_block_nest_on_it():
             if i % 2:
                 raise Boom
 
-    async with dualcall.atomic():
-        async with dualcall.atomic():
-            await asyncio.gather(*[child(i) for i in range(4)], return_exceptions=True)
+    async with dualcall.atomic(), dualcall.atomic():
+        await asyncio.gather(*[child(i) for i in range(4)], return_exceptions=True)
     assert await atitles() == ["c0", "c2"]
 
 
