@@ -293,6 +293,8 @@ def _exit_in_thread(
         if failure is not None:
             raise failure
     finally:
+        if entry.parent is None:
+            block.doomed = None  # a joined block's stack outlives its outermost entry
         if entry.owns_thread:
             try:
                 connections.close_all()
