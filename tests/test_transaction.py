@@ -322,13 +322,13 @@ async def test_cancelled_while_nested_enter_waits_for_a_busy_thread():
 
 
 async def test_cancelled_while_nested_enter_runs_rolls_the_savepoint_back():
-    slow = _SlowStatement("SAVEPOINT", 0.2)
+    slow = _SlowStatement("SAVEPOINT", 0.6)
     async with dualcall.atomic():
         await Question.objects.create(question_text="outer")
         before = await sync_to_async(_stacks)()
         await sync_to_async(slow.install)()
         with pytest.raises(TimeoutError):
-            await asyncio.wait_for(_nested("inner"), timeout=0.05)
+            await asyncio.wait_for(_nested("inner"), timeout=0.2)
         assert await sync_to_async(_stacks)() == before
         # The savepoint was created, then rolled back (and released).
         assert slow.seen[slow.seen.index("SAVEPOINT") :] == [
@@ -361,14 +361,14 @@ async def test_cancelled_while_nested_exit_waits_rolls_the_nested_block_back():
 
 
 async def test_cancellation_after_the_exit_started_is_too_late_and_the_block_exits_normally():
-    slow = _SlowStatement("RELEASE", 0.2)
+    slow = _SlowStatement("RELEASE", 0.6)
     async with dualcall.atomic():
         await Question.objects.create(question_text="outer")
         before = await sync_to_async(_stacks)()
         await sync_to_async(slow.install)()
         # The timeout lands while the savepoint is being released: the
         # nested block's work is kept, so it reports success.
-        assert await asyncio.wait_for(_nested("inner"), timeout=0.1) == "inner"
+        assert await asyncio.wait_for(_nested("inner"), timeout=0.3) == "inner"
         assert await sync_to_async(_stacks)() == before
     assert await atitles() == ["inner", "outer"]
 
@@ -401,7 +401,7 @@ async def test_cancelled_nested_block_without_savepoint_makes_the_outer_block_fa
         async with dualcall.atomic():
             await Question.objects.create(question_text="outer")
             with pytest.raises(TimeoutError):
-                await asyncio.wait_for(nested_without_savepoint(), timeout=0.05)
+                await asyncio.wait_for(nested_without_savepoint(), timeout=0.2)
     message = str(raised.value)
     assert message.startswith(
         "The transaction was rolled back: the nested dualcall.atomic block at "
@@ -465,3 +465,47 @@ async def test_a_task_that_outlives_its_nested_block_cannot_open_a_block_in_it()
         "has exited; a task started inside it must finish before it exits."
     )
     assert await Question.objects.count() == 0
+
+
+# -- canaries: internals dualcall.atomic and dualcall.testing rely on -----------
+
+
+def test_canary_loop_thread_transaction_is_found_in_the_connection_local():
+    """``_loop_thread_in_atomic_block`` reads Django's ``connections._connections``
+    (an asgiref thread-critical ``Local``) and its ``_storage`` (a
+    ``threading.local``).  If this fails, Django or asgiref moved them: find
+    where the sync connections of a thread live now and update the function,
+    or pytest-django's transaction is no longer detected under pytest-asyncio
+    (blocks would then open their own connection instead of failing loudly).
+    """
+    from dualcall.transaction import _loop_thread_in_atomic_block
+
+    async def seen_from_a_loop():
+        return _loop_thread_in_atomic_block("default")
+
+    assert asyncio.run(seen_from_a_loop()) is False
+    with transaction.atomic():
+        assert asyncio.run(seen_from_a_loop()) is True
+
+
+def test_canary_asgiref_thread_sensitive_routing():
+    """``dualcall.atomic`` reads ``AsyncToSync.executors.current`` (set while
+    ``async_to_sync`` waits: thread-sensitive calls go to that thread) and
+    ``dualcall.testing`` lends the test's connection to
+    ``SyncToAsync.single_thread_executor`` (where they go from a loop with no
+    context).  If this fails, asgiref changed how it picks the thread of a
+    thread-sensitive call: re-read ``SyncToAsync.__call__``.
+    """
+    from asgiref.sync import AsyncToSync, SyncToAsync, async_to_sync
+
+    async def parked_executor():
+        return getattr(AsyncToSync.executors, "current", None)
+
+    assert async_to_sync(parked_executor)() is not None
+    assert asyncio.run(parked_executor()) is None
+
+    async def worker_thread():
+        return await sync_to_async(threading.current_thread)()
+
+    executor = SyncToAsync.single_thread_executor
+    assert asyncio.run(worker_thread()) is executor.submit(threading.current_thread).result()
