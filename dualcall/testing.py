@@ -1,8 +1,12 @@
 """pytest plugin: async tests use pytest-django's test transaction.
 
-Enable it with ``-p dualcall.testing`` or, in the root ``conftest.py``::
+Installing dualcall registers it with pytest (a ``pytest11`` entry point).
+Without the entry point, enable it with ``-p dualcall.testing`` or, in the
+root ``conftest.py``::
 
     pytest_plugins = ["dualcall.testing"]
+
+``-p no:dualcall.testing`` disables it.
 
 Under pytest-asyncio the test's event loop runs in pytest's main thread, which
 holds pytest-django's test transaction (``django_db`` without
