@@ -1,4 +1,4 @@
-"""pytest plugin: async tests use pytest-django's test transaction.
+"""pytest plugin: async tests use pytest-django's test transaction, and fail on forgotten awaits.
 
 Installing dualcall registers it with pytest (a ``pytest11`` entry point).
 Without the entry point, enable it with ``-p dualcall.testing`` or, in the
@@ -25,6 +25,12 @@ transaction: it sees fixtures made by sync and async fixtures, and its writes
 rolled back with the test.  Tests with ``transaction=True`` are left alone.
 
 A test marked ``@pytest.mark.dualcall_separate_connection`` opts out.
+
+Each test is also a scope of strict mode (see :mod:`dualcall.awaitables`): a
+dual call made in the test, or in a task it started, that is never awaited
+fails the test with :class:`~dualcall.awaitables.NotAwaitedError`, even when
+the test makes no dual call after it.  Strict mode is on in tests unless the
+``DUALCALL_STRICT`` setting is ``False``.
 Without the plugin, ``async with dualcall.atomic()`` in such a test raises
 ``TransactionManagementError`` rather than commit rows that would leak.
 """
@@ -38,7 +44,9 @@ import pytest
 from asgiref.sync import SyncToAsync
 from django.db import connections
 
-__all__ = ["pytest_configure", "pytest_fixture_setup"]
+from .awaitables import _scope, check_scope, open_scope
+
+__all__ = ["pytest_configure", "pytest_fixture_setup", "pytest_runtest_call"]
 
 # pytest-django's fixture that sets up the test's database access (its
 # transaction, for django_db without transaction=True).  Private, but the
@@ -111,3 +119,16 @@ def _share_test_connections() -> Any:
                 conn.dec_thread_sharing()
 
     return undo
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
+    """Run the test in a strict-mode scope; fail it if a dual call in it was never awaited."""
+    token = open_scope()
+    try:
+        result = yield
+    except BaseException:
+        _scope.reset(token)
+        raise
+    check_scope(token)
+    return result
