@@ -2,7 +2,7 @@
 # Refresh the pinned versions: `make pins` (every environment) or
 # `make pins ENVS="61-py313"`.  For each environment of scripts/envs.sh, resolve
 # today's releases in a throwaway venv (its extras, its Django spec, the
-# packages of compat/requirements.txt and docs/requirements.txt when present)
+# packages of compat/requirements.txt)
 # and write the result to constraints/django<name>.txt.  Review the diff, run
 # `make test`, and commit the files together.
 set -euo pipefail
@@ -23,9 +23,6 @@ for name in "${envs[@]}"; do
     # setuptools and wheel: what pyproject.toml builds dualcall with.
     args=(-e ".[$extras]" "$django" -r compat/requirements.txt setuptools wheel)
     if [ "$pins" != - ]; then args+=("$pins"); fi
-    if [ -f docs/requirements.txt ] && [[ ",$extras," == *",lint,"* ]]; then
-        args+=(-r docs/requirements.txt)
-    fi
     "$tmp/venv/bin/python" -m pip install --disable-pip-version-check -q -U pip setuptools wheel >&2
     "$tmp/venv/bin/python" -m pip install --disable-pip-version-check -q "${args[@]}" >&2
     out=constraints/django$name.txt
