@@ -8,7 +8,7 @@ import sys
 # dualcall's modules import Django; give them settings of their own.
 sys.path.insert(0, os.path.abspath(".."))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "docs.django_settings")
-import django  # noqa: E402
+import django
 
 django.setup()
 
@@ -16,7 +16,7 @@ import dualcall  # noqa: E402
 
 project = "dualcall"
 author = "the dualcall maintainers"
-copyright = "2026, the dualcall maintainers"  # noqa: A001
+copyright = "2026, the dualcall maintainers"
 release = dualcall.__version__
 version = ".".join(release.split(".")[:2])
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `make dist`: build the sdist and the wheel into dist/ and check them
 # (twine check --strict; the wheel and the sdist carry LICENSE; the wheel
-# installs alone into a fresh virtualenv and dualcall starts in a Django
-# project there). `make test` runs it.
+# installs alone into a fresh virtualenv, dualcall starts in a Django project
+# there, and the README's code blocks run against it). `make test` runs it.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . scripts/envs.sh
@@ -46,4 +46,18 @@ print(f"package: the wheel installs alone and starts (dualcall {dualcall.__versi
       f"Django {django.get_version()})")
 PY
 )
+# The README's code blocks, run against the installed wheel (not the checkout:
+# the runner's folder, tests/, is what Python puts first on sys.path).
+"$tmp/venv/bin/python" tests/readme_runner.py README.md >"$tmp/readme.json"
+"$tmp/venv/bin/python" - "$tmp/readme.json" <<'PY'
+import json
+import sys
+
+report = json.load(open(sys.argv[1]))
+failed = [r for r in report if r["error"]]
+for r in failed:
+    print(f"package: README.md:{r['line']} ({r['label']}): {r['error']}", file=sys.stderr)
+assert report and not failed, "README blocks failed against the installed wheel"
+print(f"package: the README's {len(report)} code blocks run against the installed wheel")
+PY
 echo "package: dist/ has $(basename "$sdist") and $(basename "$wheel")"
