@@ -1,6 +1,6 @@
 # The test matrix, sourced by the scripts: one environment a line, named
 # <Django series>-py<Python version>, with what it installs.  Each has a
-# virtualenv .venv/django<name> and pinned versions in constraints/django<name>.txt.
+# virtualenv .venv/django<name> and pinned versions in constraints/constraints-django<name>.txt.
 #
 #   name      python  Django spec          extras                  extra pins
 DUALCALL_ENV_TABLE="

@@ -8,7 +8,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . scripts/envs.sh
 
 venv=$(bash scripts/venv.sh "$DUALCALL_MAIN_ENV")
-constraints=$PWD/constraints/django$DUALCALL_MAIN_ENV.txt
+constraints=$PWD/constraints/constraints-django$DUALCALL_MAIN_ENV.txt
 rm -rf dist
 echo "package: python -m build"
 PIP_CONSTRAINT=$constraints "$venv/bin/python" -m build -q --outdir dist . >/dev/null
