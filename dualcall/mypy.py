@@ -64,6 +64,7 @@ from mypy.nodes import (
     Context,
     Decorator,
     FuncBase,
+    FuncDef,
     FuncItem,
     MypyFile,
     OverloadedFuncDef,
@@ -88,6 +89,7 @@ from mypy.types import (
     Type,
     TypeOfAny,
     TypeVarType,
+    UnionType,
     get_proper_type,
 )
 from mypy_django_plugin.main import NewSemanalDjangoPlugin
@@ -110,6 +112,7 @@ _BASE_MANAGER = "django.db.models.manager.BaseManager"
 _MODEL = "django.db.models.base.Model"
 _FUNCTION = "builtins.function"
 _AWAITABLE_ATTRS = "dualcall.typed.AwaitableAttrs"
+_BASE_COMMAND = "django.core.management.base.BaseCommand"
 _DUALMETHOD = frozenset({"dualcall.dualmethod", "dualcall.descriptors.dualmethod"})
 _MANAGER_METHODS = {**QUERYSET_METHODS, **RELATED_MANAGER_METHODS}
 
@@ -133,8 +136,11 @@ class DualcallPlugin(NewSemanalDjangoPlugin):
             deps.append((10, "dualcall.typed", -1))
         return deps
 
-    def get_customize_class_mro_hook(self, fullname: str) -> Callable[[ClassDefContext], None] | None:
-        """Declare ``QuerySet.__await__``, ``Model.a`` and ``function.__acall__``.
+    def get_customize_class_mro_hook(
+        self, fullname: str
+    ) -> Callable[[ClassDefContext], None] | None:
+        """Declare ``QuerySet.__await__``, ``Model.a`` and ``function.__acall__``; widen
+        ``BaseCommand.handle`` (see :func:`_awaitable_handle`).
 
         Each is an ``Any`` attribute whose precise type an attribute hook gives
         at each use (the type depends on the instance).
@@ -146,6 +152,8 @@ class DualcallPlugin(NewSemanalDjangoPlugin):
             _MODEL: self.namespace,
             _FUNCTION: "__acall__",
         }
+        if fullname == _BASE_COMMAND:
+            return partial(_awaitable_handle, then=hook)
         name = names.get(fullname)
         if name is None:
             return hook
@@ -225,230 +233,11 @@ class DualcallPlugin(NewSemanalDjangoPlugin):
                 isinstance(decorator, RefExpr) and decorator.fullname in _DUALMETHOD
                 for decorator in node.original_decorators
             )
-        module = self._modules.get(node.func.info.module_name if node.func.info else "")
-        if module is None:
-            module_name = node.fullname.rpartition(".")[0]
-            while module_name and module_name not in self._modules:
-                module_name = module_name.rpartition(".")[0]
-            module = self._modules.get(module_name)
-        if module is None:
-            return False
-        qualified = node.fullname[len(module.fullname) + 1 :]
-        return qualified in _source_dualmethods(module.path)
-
-    def _namespace(self, ctx: AttributeContext) -> Type:
-        """``instance.a``: ``AwaitableAttrs[Model]``."""
-        model = get_proper_type(ctx.type)
-        if isinstance(model, TypeVarType):  # self in a method: its bound
-            model = get_proper_type(model.upper_bound)
-        info = self._get_typeinfo_or_none(_AWAITABLE_ATTRS)
-        if info is None or not isinstance(model, Instance):
-            return ctx.default_attr_type
-        return Instance(info, [model])
-
-    def _namespace_attribute(self, ctx: AttributeContext, name: str) -> Type:
-        """``instance.a.<name>``: a coroutine of the field's or relation's type."""
-        api = ctx.api
-        namespace = get_proper_type(ctx.type)
-        if not isinstance(api, TypeChecker) or not isinstance(namespace, Instance):
-            return ctx.default_attr_type
-        model = get_proper_type(namespace.args[0]) if namespace.args else None
-        if not isinstance(model, Instance):
-            return ctx.default_attr_type
-        kind = self._relation_kind(model.type, name)
-        if kind is None:
-            api.fail(
-                f'"{model.type.name}" has no field or relation "{name}" to await '
-                f"(instance.{self.namespace}.<name> takes a field or relation name)",
-                ctx.context,
-                code=ATTR_DEFINED,
-            )
-            return AnyType(TypeOfAny.from_error)
-        value = analyze_member_access(
-            name,
-            model,
-            ctx.context,
-            is_lvalue=False,
-            is_super=False,
-            is_operator=False,
-            original_type=model,
-            chk=api,
-            suppress_errors=True,
-        )
-        if kind == "many":
-            value = api.named_generic_type("builtins.list", [_manager_model(value)])
-        _check_truthiness(api, ctx.context)
-        return _coroutine(api, value)
-
-    def _relation_kind(self, info: TypeInfo, name: str) -> str | None:
-        """``"one"`` (a value), ``"many"`` (a list) or ``None`` (no field or relation).
-
-        Decided as at run time (:mod:`dualcall.namespace`): by the descriptor
-        Django put on the model class under *name*.
-        """
-        model = self.django_context.get_model_class_by_fullname(info.fullname)
-        if model is None:  # not a registered model (abstract): trust the stubs
-            return "one" if info.get(name) is not None else None
-        from django.db.models.fields.related_descriptors import (
-            ForwardManyToOneDescriptor,
-            ReverseManyToOneDescriptor,
-            ReverseOneToOneDescriptor,
-        )
-        from django.db.models.query_utils import DeferredAttribute
-
-        one: tuple[type, ...] = (
-            DeferredAttribute,
-            ForwardManyToOneDescriptor,
-            ReverseOneToOneDescriptor,
-        )
-        try:
-            from django.contrib.contenttypes.fields import GenericForeignKey
-
-            one += (GenericForeignKey,)
-        except ImportError:  # pragma: no cover - contenttypes is part of Django
-            pass
-        for klass in model.__mro__:
-            if name in vars(klass):
-                descriptor = vars(klass)[name]
-                if isinstance(descriptor, ReverseManyToOneDescriptor):
-                    return "many"
-                if isinstance(descriptor, one):
-                    return "one"
-                return None
-        return None
-
-    def _acall(self, ctx: AttributeContext) -> Type:
-        """``method.__acall__``: the method's signature, returning its async type."""
-        api = ctx.api
-        method = get_proper_type(ctx.type)
-        kind = None
-        if isinstance(method, CallableType) and isinstance(method.definition, FuncBase):
-            definition = method.definition
-            symbol = self.lookup_fully_qualified(definition.fullname)
-            if symbol is not None and self._is_dualmethod(symbol.node):
-                kind = AWAITABLE
-            elif definition.info is not None and definition.info.fullname != "":
-                kind = self._dual_kind(definition.info, definition.name)
-        if not isinstance(method, CallableType) or kind is None or not isinstance(api, TypeChecker):
-            api.fail(
-                '"__acall__" is defined only on dual methods (dualcall.targets, @dualmethod)',
-                ctx.context,
-                code=ATTR_DEFINED,
-            )
-            return AnyType(TypeOfAny.from_error)
-        return method.copy_modified(ret_type=_async_type(api, kind, method.ret_type))
-
-
-def plugin(version: str) -> type[Plugin]:
-    """mypy's entry point: ``plugins = dualcall.mypy``."""
-    return DualcallPlugin
-
-
-# -- semantic analysis ----------------------------------------------------------
-
-
-def _declare_attribute(
-    ctx: ClassDefContext,
-    name: str,
-    then: Callable[[ClassDefContext], None] | None,
-    read_only: bool = False,
-) -> None:
-    """Declare *name* on the class being analysed, as an ``Any`` attribute.
-
-    *read_only*: a read-only property, as ``Model.a`` is at run time.
-    """
-    if then is not None:
-        then(ctx)
-    info = ctx.cls.info
-    if name in info.names:
-        return
-    var = Var(name, AnyType(TypeOfAny.special_form))
-    var.info = info
-    var._fullname = f"{info.fullname}.{name}"
-    var.is_property = read_only
-    info.names[name] = SymbolTableNode(MDEF, var, plugin_generated=True)
-
-
-# -- type checking --------------------------------------------------------
-
-    def get_attribute_hook(self, fullname: str) -> Callable[[AttributeContext], Type] | None:
-        """Type ``await qs``, ``instance.a``, ``instance.a.<name>`` and ``__acall__``."""
-        class_name, _, name = fullname.rpartition(".")
-        if name == "__await__" and class_name in (_QUERYSET, _RAW_QUERYSET):
-            return _queryset_await
-        if class_name == _MODEL and name == self.namespace:
-            return self._namespace
-        if class_name == _AWAITABLE_ATTRS:
-            return partial(self._namespace_attribute, name=name)
-        if class_name == _FUNCTION and name == "__acall__":
-            return self._acall
-        return super().get_attribute_hook(fullname)
-
-    def get_method_hook(self, fullname: str) -> Callable[[MethodContext], Type] | None:
-        """Dual methods called from a coroutine return a coroutine (or an async iterator)."""
-        hook = super().get_method_hook(fullname)
-        class_name, _, name = fullname.rpartition(".")
-        if name.startswith("__") or class_name.startswith("builtins."):
-            return hook
-        info = self._get_typeinfo_or_none(class_name)
-        kind = info and self._dual_kind(info, name)
-        if not kind:
-            return hook
-        return partial(_dual_call, kind=kind, then=hook)
-
-    def get_function_hook(self, fullname: str) -> Callable[[FunctionContext], Type] | None:
-        """``@dualmethod`` functions called from a coroutine return a coroutine."""
-        hook = super().get_function_hook(fullname)
-        symbol = self.lookup_fully_qualified(fullname)
-        if symbol is None or not self._is_dualmethod(symbol.node):
-            return hook
-        return partial(_dual_call, kind=AWAITABLE, then=hook)
-
-    def _dual_kind(self, info: TypeInfo, name: str) -> str | None:
-        """The kind of *info*'s method *name* if it is dual, else ``None``."""
-        symbol = info.get(name)
-        if symbol is None:
-            return None
-        if self._is_dualmethod(symbol.node):
-            return AWAITABLE
-        # A manager built by from_queryset() / as_manager(): django-stubs
-        # copies the QuerySet's methods, not their decorators.
-        for base in info.mro:
-            queryset = base.metadata.get("django", {}).get("from_queryset_manager")
-            if isinstance(queryset, str):
-                queryset_info = self._get_typeinfo_or_none(queryset)
-                found = queryset_info and queryset_info.get(name)
-                if found and self._is_dualmethod(found.node):
-                    return AWAITABLE
-        if info.has_base(_QUERYSET):
-            return QUERYSET_METHODS.get(name)
-        if info.has_base(_BASE_MANAGER):
-            return _MANAGER_METHODS.get(name)
-        if info.has_base(_MODEL):
-            return MODEL_METHODS.get(name)
-        return None
-
-    def _is_dualmethod(self, node: object) -> bool:
-        """Whether *node* is a function or method decorated with :func:`dualcall.dualmethod`.
-
-        A module loaded from mypy's cache keeps no decorator expressions: its
-        source file says which functions are decorated.
-        """
-        if isinstance(node, OverloadedFuncDef):
-            return any(self._is_dualmethod(item) for item in node.items)
-        if not isinstance(node, Decorator):
-            return False
-        if node.original_decorators:
-            return any(
-                isinstance(decorator, RefExpr) and decorator.fullname in _DUALMETHOD
-                for decorator in node.original_decorators
-            )
-        module = self._modules.get(node.func.info.module_name if node.func.info else "")
-        if module is None:
-            module_name = node.fullname.rpartition(".")[0]
-            while module_name and module_name not in self._modules:
-                module_name = module_name.rpartition(".")[0]
-            module = self._modules.get(module_name)
+        modules = self._modules or {}
+        module_name = node.fullname.rpartition(".")[0]
+        while module_name and module_name not in modules:
+            module_name = module_name.rpartition(".")[0]
+        module = modules.get(module_name)
         if module is None:
             return False
         qualified = node.fullname[len(module.fullname) + 1 :]
@@ -587,16 +376,36 @@ def _declare_attribute(
     info.names[name] = SymbolTableNode(MDEF, var, plugin_generated=True)
 
 
-def _is_dualmethod(node: object) -> bool:
-    """Whether *node* is a function decorated with :func:`dualcall.dualmethod`."""
-    if isinstance(node, OverloadedFuncDef):
-        return any(_is_dualmethod(item) for item in node.items) or _is_dualmethod(node.impl)
-    if not isinstance(node, Decorator):
-        return False
-    return any(
-        isinstance(decorator, RefExpr) and decorator.fullname in _DUALMETHOD
-        for decorator in node.original_decorators
-    )
+def _awaitable_handle(ctx: ClassDefContext, then: Callable[[ClassDefContext], None] | None) -> None:
+    """``BaseCommand.handle`` may return an awaitable: ``AsyncCommand`` runs it.
+
+    mypy checks an override against every base, so ``async def handle`` in an
+    :class:`~dualcall.management.AsyncCommand` would conflict with
+    django-stubs' ``BaseCommand.handle() -> str | None`` however
+    ``AsyncCommand`` declares it.  The return type of the (not yet analysed)
+    declaration gains ``| Awaitable[Any]``.
+    """
+    if then is not None:
+        then(ctx)
+    awaitable = ctx.api.lookup_fully_qualified_or_none("typing.Awaitable")
+    if awaitable is None or not isinstance(awaitable.node, TypeInfo):
+        return
+    for statement in ctx.cls.defs.body:
+        if isinstance(statement, FuncDef) and statement.name == "handle":
+            declared = statement.unanalyzed_type
+            if not isinstance(declared, CallableType):
+                continue
+            widened = get_proper_type(declared.ret_type)
+            if isinstance(widened, UnionType) and any(
+                isinstance(item, Instance) and item.type is awaitable.node
+                for item in widened.items
+            ):
+                continue  # a second pass over the class
+            extra = Instance(awaitable.node, [AnyType(TypeOfAny.special_form)])
+            ret = UnionType([declared.ret_type, extra])
+            statement.unanalyzed_type = declared.copy_modified(ret_type=ret)
+            if isinstance(statement.type, CallableType):
+                statement.type = statement.type.copy_modified(ret_type=ret)
 
 
 # -- type checking ----------------------------------------------------------------
@@ -797,7 +606,12 @@ def _check_truthiness(api: TypeChecker, expression: Context) -> None:
     """Report *expression* (an awaitable in a coroutine) if it is tested for truth."""
     if TRUTHY_BOOL in api.options.enabled_error_codes:
         return  # mypy's own truthy-bool reports it
-    span = (expression.line, expression.column, expression.end_line or -1, expression.end_column or -1)
+    span = (
+        expression.line,
+        expression.column,
+        expression.end_line or -1,
+        expression.end_column or -1,
+    )
     if span in _truth_tested(api.path):
         api.fail(
             "A dual call's awaitable is always true; maybe you forgot to use await?",
