@@ -63,6 +63,7 @@ from mypy.nodes import (
     MDEF,
     Context,
     Decorator,
+    FakeInfo,
     FuncBase,
     FuncDef,
     FuncItem,
@@ -241,7 +242,7 @@ class DualcallPlugin(NewSemanalDjangoPlugin):
         if module is None:
             return False
         qualified = node.fullname[len(module.fullname) + 1 :]
-        return qualified in _source_dualmethods(module.path)
+        return qualified in _source_dualmethods(module.path, module.fullname)
 
     def _namespace(self, ctx: AttributeContext) -> Type:
         """``instance.a``: ``AwaitableAttrs[Model]``."""
@@ -334,7 +335,7 @@ class DualcallPlugin(NewSemanalDjangoPlugin):
             symbol = self.lookup_fully_qualified(definition.fullname)
             if symbol is not None and self._is_dualmethod(symbol.node):
                 kind = AWAITABLE
-            elif definition.info is not None and definition.info.fullname != "":
+            elif not isinstance(definition.info, FakeInfo):
                 kind = self._dual_kind(definition.info, definition.name)
         if not isinstance(method, CallableType) or kind is None or not isinstance(api, TypeChecker):
             api.fail(
@@ -498,7 +499,7 @@ def _manager_model(manager: Type) -> Type:
 
 # Per source file: the qualified names of its @dualmethod functions, keyed
 # by (path, size, modification time).
-_dualmethods: dict[tuple[str, int, int], frozenset[str]] = {}
+_dualmethods: dict[tuple[tuple[str, int, int], str], frozenset[str]] = {}
 
 
 def _source_key(path: str) -> tuple[str, int, int] | None:
@@ -517,26 +518,29 @@ def _parse(path: str) -> ast.Module | None:
         return None
 
 
-def _source_dualmethods(path: str) -> frozenset[str]:
+def _source_dualmethods(path: str, module: str) -> frozenset[str]:
     """The qualified names (``f``, ``Class.method``) of *path*'s ``@dualmethod`` functions.
 
-    A decorator counts when it is ``dualmethod`` imported from ``dualcall``
-    or ``dualcall.descriptors`` (under any alias), or ``dualcall.dualmethod``.
+    *module* is the module's name, for relative imports.  A decorator counts
+    when it is ``dualmethod`` imported from ``dualcall`` or
+    ``dualcall.descriptors`` (under any alias), or ``dualcall.dualmethod``.
     """
-    key = _source_key(path)
-    if key is None:
+    source = _source_key(path)
+    if source is None:
         return frozenset()
+    key = (source, module)
     found = _dualmethods.get(key)
     if found is not None:
         return found
     tree = _parse(path)
     names: set[str] = set()
     if tree is not None:
+        package = module if os.path.basename(path) == "__init__.py" else module.rpartition(".")[0]
         aliases = {
             alias.asname or alias.name
             for node in ast.walk(tree)
             if isinstance(node, ast.ImportFrom)
-            and node.module in ("dualcall", "dualcall.descriptors")
+            and _absolute(node, package) in ("dualcall", "dualcall.descriptors")
             for alias in node.names
             if alias.name == "dualmethod"
         }
@@ -560,6 +564,15 @@ def _source_dualmethods(path: str) -> frozenset[str]:
         visit(tree.body, "")
     found = _dualmethods[key] = frozenset(names)
     return found
+
+
+def _absolute(node: ast.ImportFrom, package: str) -> str:
+    """The module an ``import from`` names, relative imports resolved from *package*."""
+    if not node.level:
+        return node.module or ""
+    base = package.split(".")
+    base = base[: len(base) - (node.level - 1)] if node.level > 1 else base
+    return ".".join([*base, node.module] if node.module else base)
 
 
 # Per source file: the spans of its expressions that are tested for truth,

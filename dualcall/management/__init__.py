@@ -52,7 +52,7 @@ class AsyncCommand(BaseCommand):  # type: ignore[misc]
 
     if TYPE_CHECKING:
 
-        def handle(self, *args: Any, **options: Any) -> str | None | Awaitable[str | None]:
+        def handle(self, *args: Any, **options: Any) -> str | Awaitable[str | None] | None:
             """The command's work, ``def`` or ``async def`` (for type checkers)."""
 
     def execute(self, *args: Any, **options: Any) -> Any:
