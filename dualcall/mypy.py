@@ -330,13 +330,16 @@ class DualcallPlugin(NewSemanalDjangoPlugin):
         api = ctx.api
         method = get_proper_type(ctx.type)
         kind = None
-        if isinstance(method, CallableType) and isinstance(method.definition, FuncBase):
-            definition = method.definition
-            symbol = self.lookup_fully_qualified(definition.fullname)
-            if symbol is not None and self._is_dualmethod(symbol.node):
+        definition = method.definition if isinstance(method, CallableType) else None
+        function = definition.func if isinstance(definition, Decorator) else definition
+        if isinstance(function, FuncBase):
+            symbol = self.lookup_fully_qualified(function.fullname)
+            if self._is_dualmethod(definition) or (
+                symbol is not None and self._is_dualmethod(symbol.node)
+            ):
                 kind = AWAITABLE
-            elif not isinstance(definition.info, FakeInfo):
-                kind = self._dual_kind(definition.info, definition.name)
+            elif not isinstance(function.info, FakeInfo):
+                kind = self._dual_kind(function.info, function.name)
         if not isinstance(method, CallableType) or kind is None or not isinstance(api, TypeChecker):
             api.fail(
                 '"__acall__" is defined only on dual methods (dualcall.targets, @dualmethod)',

@@ -5,9 +5,11 @@
     python -m tests.typecheck.check            # exit 1 on any difference
     python -m tests.typecheck.check --update   # rewrite expected.txt (review the diff!)
 
-``expected.txt`` is mypy's exact output, one message a line: the revealed
-types of ``sample/correct.py`` (which must have no error) and the errors of
-``sample/mistakes.py``.  Run from the repository root (scripts/lint.sh does).
+``expected.txt`` is mypy's exact output, each message under the source line
+it is about (rather than its number, so that adding a line to the sample
+changes nothing else): the revealed types of ``sample/correct.py`` (which
+must have no error) and the errors of ``sample/mistakes.py``.  Run from the
+repository root (scripts/lint.sh does).
 """
 
 from __future__ import annotations
@@ -71,6 +73,25 @@ def _order(line: str) -> tuple[str, int, str]:
     return (path, int(number) if number.isdigit() else 0, message)
 
 
+def by_source_line(messages: list[str]) -> list[str]:
+    """Write mypy's ``path:line: severity: message`` lines under their source lines."""
+    out: list[str] = []
+    previous = None
+    for message in messages:
+        path, _, rest = message.partition(":")
+        number, _, text = rest.partition(":")
+        if not number.isdigit():
+            out.append(message)
+            continue
+        where = (path, int(number))
+        if where != previous:
+            source = (ROOT / path).read_text().splitlines()[int(number) - 1].strip()
+            out.append(f"{path}: {source}")
+            previous = where
+        out.append(f"    {text.strip()}")
+    return out
+
+
 def main(argv: list[str]) -> int:
     """Compare (or, with ``--update``, rewrite) and report; return the exit status."""
     if Path.cwd().resolve() != ROOT:
@@ -85,6 +106,9 @@ def main(argv: list[str]) -> int:
     if wrong:
         print("typecheck: errors on the correct sample:\n" + "\n".join(wrong), file=sys.stderr)
         return 1
+    errors = sum(": error:" in line for line in actual)
+    revealed = sum("Revealed type" in line for line in actual)
+    actual = by_source_line(actual)
     if "--update" in argv:
         EXPECTED.write_text("\n".join(actual) + "\n")
         print(f"typecheck: wrote {EXPECTED.relative_to(ROOT)} ({len(actual)} lines)")
@@ -95,8 +119,6 @@ def main(argv: list[str]) -> int:
         print("typecheck: mypy's output differs from expected.txt:", file=sys.stderr)
         print("\n".join(diff), file=sys.stderr)
         return 1
-    errors = sum(": error:" in line for line in actual)
-    revealed = sum("Revealed type" in line for line in actual)
     print(
         f"typecheck: as expected: 0 errors on {CORRECT} ({revealed} revealed types), "
         f"{errors} errors on the mistakes"

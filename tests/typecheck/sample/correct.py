@@ -10,6 +10,7 @@ from asgiref.sync import sync_to_async
 from django.db.models import Count
 
 import dualcall
+from dualcall import dualmethod
 from dualcall.management import AsyncCommand
 from dualcall.shortcuts import get_list_or_404, get_object_or_404, prefetch_related_objects
 
@@ -160,6 +161,45 @@ async def the_caller_rule(ids: list[int]) -> None:
     reveal_type(await sync_to_async(helper)())
     async with dualcall.atomic():
         await Question.objects.filter(pk=1).update(question_text="?")
+
+
+class Service:
+    """A plain class with dual methods of each binding kind."""
+
+    @dualmethod
+    def total(self) -> int:
+        return Question.objects.count()
+
+    @dualmethod
+    @classmethod
+    def for_class(cls) -> int:
+        return Question.objects.count()
+
+    @dualmethod
+    @staticmethod
+    def static() -> str:
+        return "static"
+
+
+async def more_of_the_caller_rule(service: Service) -> None:
+    reveal_type(await service.total())
+    reveal_type(await Service.for_class())
+    reveal_type(await Service.static())
+    reveal_type(await latest_question.__acall__())
+    counts = await asyncio.gather(*(Question.objects.count() for _ in range(2)))
+    reveal_type(counts)
+
+    class Inner:  # a class body is sync code
+        total = Question.objects.count()
+
+    reveal_type(Inner.total)
+
+
+def sync_with_a_coroutine_inside() -> None:
+    async def inner() -> int:
+        return await Question.objects.count()
+
+    reveal_type(asyncio.run(inner()))
 
 
 async def stream() -> AsyncIterator[Question]:
