@@ -8,9 +8,11 @@ from typing import Any, reveal_type
 
 from asgiref.sync import sync_to_async
 from django.db.models import Count
+from django.http import HttpRequest, HttpResponse
 
 import dualcall
 from dualcall import dualmethod
+from dualcall.decorators import login_required, permission_required, user_passes_test
 from dualcall.management import AsyncCommand
 from dualcall.shortcuts import get_list_or_404, get_object_or_404, prefetch_related_objects
 
@@ -205,6 +207,32 @@ def sync_with_a_coroutine_inside() -> None:
 async def stream() -> AsyncIterator[Question]:
     # An async generator is a coroutine too.
     yield await Question.objects.get(pk=1)
+
+
+@login_required
+async def private_view(request: HttpRequest, pk: int) -> HttpResponse:
+    question = await get_object_or_404(Question, pk=pk)
+    return HttpResponse(question.question_text)
+
+
+@login_required(login_url="/login/")
+async def other_view(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(str(await Question.objects.count()))
+
+
+async def is_teacher(user: Any) -> bool:
+    return bool((await user.a.inschooluser).type == "teacher")
+
+
+@user_passes_test(is_teacher)
+@permission_required("sample.change_question")
+async def gradebook(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(str(await Choice.objects.filter(votes__gt=0).count()))
+
+
+async def call_views(request: HttpRequest) -> None:
+    reveal_type(await private_view(request, 1))
+    reveal_type(await gradebook(request))
 
 
 class Command(AsyncCommand):
