@@ -36,6 +36,18 @@ async def namespace_mistakes(choice: Choice) -> None:
     print(question.question_text)
 
 
-def sync_code() -> None:
+async def more_forgotten_awaits(choice: Choice) -> Question:
+    if Question.objects.filter(
+        pk=1,
+    ).exists():
+        pass
+    label = "yes" if choice.question.choice_set.exists() else "no"
+    print(label)
+    return Question.objects.get(pk=1)
+
+
+def sync_code(choice: Choice) -> None:
     Question.objects.count.__acall__()
     len.__acall__()
+    if choice.a.question:  # .a is awaitable in sync code too
+        pass
