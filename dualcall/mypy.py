@@ -309,12 +309,10 @@ class DualcallPlugin(NewSemanalDjangoPlugin):
             ForwardManyToOneDescriptor,
             ReverseOneToOneDescriptor,
         )
-        try:
+        if self.django_context.apps_registry.is_installed("django.contrib.contenttypes"):
             from django.contrib.contenttypes.fields import GenericForeignKey
 
             one += (GenericForeignKey,)
-        except ImportError:  # pragma: no cover - contenttypes is part of Django
-            pass
         for klass in model.__mro__:
             if name in vars(klass):
                 descriptor = vars(klass)[name]

@@ -16,7 +16,7 @@ from dualcall.decorators import login_required, permission_required, user_passes
 from dualcall.management import AsyncCommand
 from dualcall.shortcuts import get_list_or_404, get_object_or_404, prefetch_related_objects
 
-from .models import Author, Choice, Note, Post, Profile, Question, Tag, latest_question
+from .models import Author, Choice, Comment, Note, Post, Profile, Question, Tag, latest_question
 
 
 async def queryset_and_manager_methods() -> None:
@@ -131,6 +131,9 @@ async def namespace(choice: Choice, post: Post, author: Author, profile: Profile
     reveal_type(tags)
     posts = await author.a.posts
     reveal_type(posts)
+    comment = await Comment.objects.get(pk=1)
+    reveal_type(await comment.a.content_object)  # a generic foreign key
+    reveal_type(await post.a.comments)  # a generic relation
     note = await Note.objects.get(pk=1)
     note_post = await note.a.post  # declared by the AsyncAttrs mixin: the same types
     reveal_type(note_post)

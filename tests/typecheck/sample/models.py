@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.contenttypes.fields import GenericForeignKey, GenericRelation
+from django.contrib.contenttypes.models import ContentType
 from django.db import models
 
 from dualcall import dualmethod
@@ -68,6 +70,7 @@ class Post(models.Model):
         Author, on_delete=models.SET_NULL, null=True, blank=True, related_name="posts"
     )
     tags = models.ManyToManyField(Tag, related_name="posts", blank=True)
+    comments = GenericRelation("Comment")
 
     objects = PostManager()
     by_queryset = PostQuerySet.as_manager()
@@ -81,6 +84,16 @@ class Post(models.Model):
     @dualmethod
     def word_count(self) -> int:
         return len(self.title.split())
+
+
+class Comment(models.Model):
+    content_type = models.ForeignKey(ContentType, on_delete=models.CASCADE)
+    object_id = models.PositiveIntegerField()
+    content_object = GenericForeignKey("content_type", "object_id")
+    text = models.CharField(max_length=200)
+
+    class Meta:
+        app_label = "sample"
 
 
 class Note(AsyncAttrs, models.Model):
