@@ -44,7 +44,7 @@ import inspect
 import logging
 from collections.abc import Callable, Iterable
 from functools import wraps
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar, cast, overload
 from urllib.parse import urlsplit
 
 from asgiref.sync import async_to_sync, sync_to_async
@@ -217,6 +217,14 @@ def user_passes_test(
     return decorator
 
 
+@overload
+def login_required(
+    function: V, redirect_field_name: str | None = ..., login_url: str | None = ...
+) -> V: ...
+@overload
+def login_required(
+    function: None = None, redirect_field_name: str | None = ..., login_url: str | None = ...
+) -> Callable[[V], V]: ...
 def login_required(
     function: V | None = None,
     redirect_field_name: str | None = REDIRECT_FIELD_NAME,

@@ -17,40 +17,53 @@ plain synchronous Django calls there.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django import shortcuts as _django_shortcuts
 from django.db.models import query as _django_query
 
 from .descriptors import dualmethod
 
+if TYPE_CHECKING:
+    from django.db.models import Manager, Model, QuerySet
+
 __all__ = ["get_list_or_404", "get_object_or_404", "prefetch_related_objects"]
+
+# The signatures are Django's (as django-stubs types them): in sync code the
+# same types; the mypy plugin (dualcall.mypy) makes them awaitable in a coroutine.
+_M = TypeVar("_M", bound="Model")
 
 
 @dualmethod
-def get_object_or_404(klass: Any, *args: Any, **kwargs: Any) -> Any:
+def get_object_or_404(
+    klass: type[_M] | Manager[_M] | QuerySet[_M], *args: Any, **kwargs: Any
+) -> _M:
     """Return ``klass``'s object matching the query, or raise ``Http404``.
 
     Django's ``get_object_or_404``, dual: ``await`` it from a coroutine.
     *klass* may be a model, a manager or a QuerySet; ``MultipleObjectsReturned``
     is raised as with ``QuerySet.get()``.
     """
-    return _django_shortcuts.get_object_or_404(klass, *args, **kwargs)
+    result: _M = _django_shortcuts.get_object_or_404(klass, *args, **kwargs)
+    return result
 
 
 @dualmethod
-def get_list_or_404(klass: Any, *args: Any, **kwargs: Any) -> list[Any]:
+def get_list_or_404(
+    klass: type[_M] | Manager[_M] | QuerySet[_M], *args: Any, **kwargs: Any
+) -> list[_M]:
     """Return the list of ``klass``'s objects matching the filter, or raise ``Http404``.
 
     Django's ``get_list_or_404``, dual: ``await`` it from a coroutine.  The
     list is evaluated off the event loop.
     """
-    result: list[Any] = _django_shortcuts.get_list_or_404(klass, *args, **kwargs)
+    result: list[_M] = _django_shortcuts.get_list_or_404(klass, *args, **kwargs)
     return result
 
 
 @dualmethod
-def prefetch_related_objects(model_instances: Any, *related_lookups: Any) -> None:
+def prefetch_related_objects(model_instances: Iterable[Model], *related_lookups: Any) -> None:
     """Populate the prefetch caches of *model_instances* for *related_lookups*.
 
     Django's ``prefetch_related_objects``, dual: ``await`` it from a coroutine

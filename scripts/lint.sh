@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Linters, from the main venv (scripts/envs.sh): ruff over the code, mypy (strict; its
-# config, including which files, is the [mypy] section of setup.cfg).
+# config, including which files, is the [mypy] section of setup.cfg), and the mypy
+# plugin's tests: mypy with plugins = dualcall.mypy on the typed sample app
+# tests/typecheck/sample, whose output must be tests/typecheck/expected.txt.
 # Used by `make lint` and by scripts/test.sh. Exits non-zero on any finding.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -21,4 +23,6 @@ echo "lint: ruff check ${paths[*]}"
 "$bin/ruff" check "${paths[@]}" || rc=1
 echo "lint: mypy"
 "$bin/mypy" || rc=1
+echo "lint: mypy plugin (tests/typecheck)"
+"$bin/python" -m tests.typecheck.check || rc=1
 exit "$rc"

@@ -13,6 +13,8 @@ label                            what is done with the block
                                  :data:`CHECKED_ELSEWHERE`
 ``<!-- readme: source -->``      compiled (top-level ``await`` allowed): a
                                  models or settings fragment, a view
+``<!-- readme: config FILE -->``  a configuration fragment: each ``[section]``
+                                 and each ``key =`` of it must be in FILE
 ``<!-- readme: define -->``      run as sync code; its names are kept for the
                                  blocks after it
 ``<!-- readme: sync -->``        run as sync code (no event loop)
@@ -59,9 +61,10 @@ CHECKED_ELSEWHERE = {
     "pip install /path/to/dualcall": "scripts/package.sh installs the package alone",
     "pip install dist/dualcall-*.whl": "scripts/package.sh installs the wheel alone",
     "bash scripts/pgserver.sh start|env|stop": "scripts/test.sh runs the server",
+    'pip install "/path/to/dualcall[mypy]"': "scripts/venv.sh installs the mypy extra (52-py311)",
 }
 
-LABEL = re.compile(r"<!--\s*readme:\s*([\w ]+?)\s*-->")
+LABEL = re.compile(r"<!--\s*readme:\s*([\w ./-]+?)\s*-->")
 LOCATION = re.compile(r"[\w./<>-]+\.(?:py|md):\d+")
 
 
@@ -280,6 +283,19 @@ def check_shell(block: Block) -> str | None:
     return None
 
 
+def check_config(block: Block, path: str) -> str | None:
+    """Each ``[section]`` and ``key =`` of *block* must appear in the file *path*."""
+    text = (ROOT / path).read_text()
+    for raw in block.code.split("\n"):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        needle = line if line.startswith("[") else line.split("=", 1)[0].strip() + " ="
+        if needle not in text:
+            return f"line {block.line}: {needle!r} is not in {path}"
+    return None
+
+
 def main() -> int:
     readme = Path(sys.argv[1] if len(sys.argv) > 1 else ROOT / "README.md")
     found = blocks(readme.read_text())
@@ -308,6 +324,8 @@ def run_block(block: Block, ns: dict[str, object], runner: object) -> str | None
         if kind == "source":
             compile_at(block.code, block.line)
             return None
+        if kind == "config":
+            return check_config(block, arg)
         if kind == "define":
             exec(compile_at(block.code, block.line), ns)
             return None

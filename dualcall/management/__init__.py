@@ -29,8 +29,8 @@ exit status under ``manage.py``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import async_to_sync, iscoroutinefunction
 from django.core.management.base import BaseCommand
@@ -49,6 +49,11 @@ class AsyncCommand(BaseCommand):  # type: ignore[misc]
     asgiref's ``RuntimeError``: use ``await sync_to_async(call_command)(...)``
     there.
     """
+
+    if TYPE_CHECKING:
+
+        def handle(self, *args: Any, **options: Any) -> str | Awaitable[str | None] | None:
+            """The command's work, ``def`` or ``async def`` (for type checkers)."""
 
     def execute(self, *args: Any, **options: Any) -> Any:
         """Run the command; an ``async def handle`` is run to completion with ``async_to_sync``."""

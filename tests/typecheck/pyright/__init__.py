@@ -1,0 +1,1 @@
+"""What pyright (django-types, no plugin) accepts in async code with dualcall: see pyright.sh."""

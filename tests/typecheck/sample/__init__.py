@@ -1,0 +1,1 @@
+"""The sample app: typed models, correct code (``correct.py``), mistakes (``mistakes.py``)."""
