@@ -281,8 +281,9 @@ def dualmethod(func: F) -> F:
         Post.objects.publish_all()          # sync code
         await Post.objects.publish_all()    # async code
 
-    The static type stays the sync signature: type checkers cannot express
-    "awaitable only when called from a coroutine".
+    For type checkers the decorated function keeps its sync signature; with
+    dualcall's mypy plugin (``plugins = dualcall.mypy``) a call made in a
+    coroutine is typed as a coroutine of its result.
     """
     if isinstance(func, DualMethod):
         return func
