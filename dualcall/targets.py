@@ -33,8 +33,10 @@ Additions and replacements:
   listed method, and ``_apply_rel_filters`` of every related manager class
   (a rule of :func:`class_rules`, like the dual methods).
 
-The names are those of Django 4.2 and 5.2, which define the same set; the
-canary tests check that each one exists on the supported versions.
+The dual names are those of Django 4.2 to 6.1, which define the same set; the
+guarded methods depend on the version (Django 6.1's fetch modes, detected by
+feature in :mod:`dualcall.compat`).  The canary tests check that each one
+exists on the supported versions.
 """
 
 from __future__ import annotations
@@ -157,15 +159,42 @@ def guards() -> Iterator[tuple[type, str, Callable[[Any], Any]]]:
     from django.db.models.query_utils import DeferredAttribute
 
     from . import guards as guard
+    from .compat import is_fetcher
+    from .exceptions import DEFERRED_FIELD, GENERIC_FOREIGN_KEY, RELATED_OBJECT
 
     yield QuerySet, "_fetch_all", guard.guard_evaluation
-    yield ForwardManyToOneDescriptor, "get_queryset", guard.guard_forward_relation
-    yield ReverseOneToOneDescriptor, "get_queryset", guard.guard_reverse_one_to_one
-    yield DeferredAttribute, "_check_parent_chain", guard.guard_deferred_field
+    # Django 6.1 loads single-valued lazy fields through fetch modes: guard the
+    # fetchers.  Earlier versions query in each descriptor's __get__.
+    if is_fetcher(ForwardManyToOneDescriptor):
+        yield from guard.fetcher_guards(
+            ForwardManyToOneDescriptor, RELATED_OBJECT, guard.fetched_field_name
+        )
+    else:
+        yield ForwardManyToOneDescriptor, "get_queryset", guard.guard_forward_relation
+    if is_fetcher(ReverseOneToOneDescriptor):
+        yield from guard.fetcher_guards(
+            ReverseOneToOneDescriptor, RELATED_OBJECT, guard.fetched_reverse_accessor
+        )
+    else:
+        yield ReverseOneToOneDescriptor, "get_queryset", guard.guard_reverse_one_to_one
+    if is_fetcher(DeferredAttribute):
+        yield from guard.fetcher_guards(
+            DeferredAttribute, DEFERRED_FIELD, guard.fetched_field_attname
+        )
+    else:
+        yield DeferredAttribute, "_check_parent_chain", guard.guard_deferred_field
     if apps.is_installed("django.contrib.contenttypes"):
         from django.contrib.contenttypes.fields import GenericForeignKey
 
-        yield GenericForeignKey, "get_content_type", guard.guard_generic_foreign_key
+        from .compat import generic_foreign_key_accessor
+
+        accessor = generic_foreign_key_accessor()
+        if is_fetcher(accessor):
+            yield from guard.fetcher_guards(
+                accessor, GENERIC_FOREIGN_KEY, guard.fetched_field_name
+            )
+        else:
+            yield GenericForeignKey, "get_content_type", guard.guard_generic_foreign_key
 
 
 def pass_through_codes() -> list[CodeType]:

@@ -408,21 +408,23 @@ def test_sync_code_is_plain_django(django_assert_num_queries):
 
 def test_sync_lookups_return_djangos_own_methods():
     """With no event loop in the thread, a guarded method is Django's own bound method."""
-    from django.db.models.fields.related_descriptors import ForwardManyToOneDescriptor
-    from django.db.models.query_utils import DeferredAttribute
+    from dualcall import targets
+    from dualcall.guards import SyncGuard
 
-    qs = Choice.objects.all()
-    assert qs._fetch_all.__func__ is vars(QuerySet)["_fetch_all"].__wrapped__
-    descriptor = vars(Choice)["question"]
-    assert (
-        descriptor.get_queryset.__func__
-        is vars(ForwardManyToOneDescriptor)["get_queryset"].__wrapped__
-    )
-    attribute = vars(Post)["body"]
-    assert (
-        attribute._check_parent_chain.__func__
-        is vars(DeferredAttribute)["_check_parent_chain"].__wrapped__
-    )
+    # One object per guarded class: each guard target looked up on it.
+    samples = {
+        QuerySet: Choice.objects.all(),
+        **{type(vars(m)[n]): vars(m)[n] for m, n in [(Choice, "question"), (Author, "profile")]},
+        type(vars(Post)["body"]): vars(Post)["body"],
+        type(vars(Comment)["content_object"]): vars(Comment)["content_object"],
+    }
+    guarded = list(targets.guards())
+    assert len(guarded) >= 5
+    for owner, name, _ in guarded:
+        guard = vars(owner)[name]
+        assert type(guard) is SyncGuard, (owner, name)
+        (sample,) = [s for cls, s in samples.items() if issubclass(cls, owner)]
+        assert getattr(sample, name).__func__ is guard.__wrapped__, (owner, name)
     question = Question(pk=1)
     manager_class = type(question.choice_set)
     assert (
