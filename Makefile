@@ -1,12 +1,14 @@
 # Developer entry points; the work is done by the scripts in scripts/.
 .DEFAULT_GOAL := help
-.PHONY: help test lint demo run clean
+.PHONY: help test lint demo run pins clean
+MAIN_ENV := 52-py311
 
 help:
-	@echo "make test   lint, then tests on Django 4.2/5.2 x SQLite/PostgreSQL"
-	@echo "            (ARGS='-k foo' is passed to pytest; DJANGO_SERIES=52,"
+	@echo "make test   lint, then tests in every environment of scripts/envs.sh x SQLite/PostgreSQL"
+	@echo "            (ARGS='-k foo' is passed to pytest; ENVS=52-py311,"
 	@echo "            DUALCALL_TEST_DBS=sqlite, SKIP_LINT=1 narrow it)"
-	@echo "make lint   ruff + mypy (strict) in .venv/django52"
+	@echo "make lint   ruff + mypy (strict) in .venv/django$(MAIN_ENV)"
+	@echo "make pins   re-resolve today's releases into constraints/ (ENVS=... narrows it)"
 	@echo "make demo   the example site under uvicorn: every view over HTTP, a report"
 	@echo "make run    the example site on http://127.0.0.1:8000/ (PORT=...) until Ctrl-C"
 	@echo "make clean  stop the test PostgreSQL; remove .venv, .pg, caches, build output"
@@ -18,12 +20,15 @@ lint:
 	bash scripts/lint.sh
 
 demo:
-	bash scripts/venv.sh 52
-	.venv/django52/bin/python examples/demo.py
+	bash scripts/venv.sh $(MAIN_ENV) >/dev/null
+	.venv/django$(MAIN_ENV)/bin/python examples/demo.py
 
 run:
-	bash scripts/venv.sh 52
-	.venv/django52/bin/python examples/demo.py --run
+	bash scripts/venv.sh $(MAIN_ENV) >/dev/null
+	.venv/django$(MAIN_ENV)/bin/python examples/demo.py --run
+
+pins:
+	bash scripts/pins.sh
 
 clean:
 	-bash scripts/pgserver.sh stop

@@ -8,10 +8,11 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 db=${1:-sqlite}
 shift $(($# < 1 ? $# : 1))
 
-bash scripts/venv.sh 52
+. scripts/envs.sh
+venv=$(bash scripts/venv.sh "$DUALCALL_MAIN_ENV")
 if [ "$db" = postgres ] && [ -z "${PGHOST:-}" ]; then
     . scripts/pg-session.sh
     pg_session_start
     eval "$(bash scripts/pgserver.sh env)"
 fi
-.venv/django52/bin/python bench/run.py "$@"
+"$venv/bin/python" bench/run.py "$@"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Django's own test suite, plain and with dualcall installed, compared.
 # Used by `make compat` / `compat-pg` / `compat-42` / `compat-42-pg`:
-#   bash compat/run.sh [52|42] [sqlite|postgres] [compat/run.py options...]
+#   bash compat/run.sh [<env or series: 52, 61-py313...>] [sqlite|postgres] [compat/run.py options...]
 # e.g. bash compat/run.sh 52 sqlite --sets core --rerun
 # Makes the venv (scripts/venv.sh), installs the optional packages the labels
 # use (compat/requirements.txt), and for postgres uses the server in PGHOST or
@@ -13,11 +13,14 @@ series=${1:-52}
 db=${2:-sqlite}
 shift $(($# < 2 ? $# : 2))
 
-bash scripts/venv.sh "$series"
-py=.venv/django$series/bin/python
+. scripts/envs.sh
+env=$(env_resolve "$series")
+venv=$(bash scripts/venv.sh "$env")
+py=$venv/bin/python
 if ! "$py" -c 'import tblib, yaml, PIL' 2>/dev/null; then
-    echo "compat: installing compat/requirements.txt into .venv/django$series" >&2
-    "$py" -m pip install --disable-pip-version-check -q -r compat/requirements.txt
+    echo "compat: installing compat/requirements.txt into $venv" >&2
+    "$py" -m pip install --disable-pip-version-check -q -r compat/requirements.txt \
+        -c "constraints/django$env.txt"
 fi
 
 if [ "$db" = postgres ] && [ -z "${PGHOST:-}" ]; then

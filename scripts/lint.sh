@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Linters, from the django52 venv: ruff over the code, mypy (strict; its
+# Linters, from the main venv (scripts/envs.sh): ruff over the code, mypy (strict; its
 # config, including which files, is the [mypy] section of setup.cfg).
 # Used by `make lint` and by scripts/test.sh. Exits non-zero on any finding.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+. scripts/envs.sh
 
-bash scripts/venv.sh 52
-bin=.venv/django52/bin
+bash scripts/venv.sh "$DUALCALL_MAIN_ENV" >/dev/null
+bin=.venv/django$DUALCALL_MAIN_ENV/bin
 
 # dualcall is always checked (a missing package is an error); tests and
 # examples when they exist.

@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
-# The full check: lint, then the test suite for each Django series on SQLite
-# and on a throwaway PostgreSQL. Arguments are passed on to pytest:
+# The full check: lint, then the test suite in each environment of the matrix
+# (scripts/envs.sh: Django series x Python version) on SQLite and on a
+# throwaway PostgreSQL. Arguments are passed on to pytest:
 #   bash scripts/test.sh -k atomic -x      (or: make test ARGS='-k atomic -x')
 # Narrow the matrix for quick local runs:
-#   DJANGO_SERIES="52" DUALCALL_TEST_DBS="sqlite" bash scripts/test.sh
-#   SKIP_LINT=1 skips the linters.
+#   ENVS="52-py311" DUALCALL_TEST_DBS="sqlite" bash scripts/test.sh
+#   (ENVS takes environment names or series: ENVS="52 61"); SKIP_LINT=1 skips the linters.
 # Every combination runs even when one fails; the summary at the end says which
 # failed, and the exit status is non-zero if anything (lint included) failed.
 # pytest's exit 5 (no test ran) counts as a failure.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-read -r -a series <<<"${DJANGO_SERIES:-42 52}"
+. scripts/envs.sh
+read -r -a envs <<<"${ENVS:-${DUALCALL_TEST_ENVS}}"
 read -r -a dbs <<<"${DUALCALL_TEST_DBS:-sqlite postgres}"
-if [ "${#series[@]}" -eq 0 ] || [ "${#dbs[@]}" -eq 0 ]; then
-    echo "test.sh: DJANGO_SERIES or DUALCALL_TEST_DBS is empty: nothing to run" >&2
+if [ "${#envs[@]}" -eq 0 ] || [ "${#dbs[@]}" -eq 0 ]; then
+    echo "test.sh: ENVS or DUALCALL_TEST_DBS is empty: nothing to run" >&2
     exit 2
 fi
 for db in "${dbs[@]}"; do
@@ -36,9 +38,10 @@ record() { # name rc
     esac
 }
 
-# 1. virtualenvs
-for s in "${series[@]}"; do
-    bash scripts/venv.sh "$s"
+# 1. virtualenvs (an unknown name or a missing interpreter stops the run here)
+for i in "${!envs[@]}"; do
+    envs[i]=$(env_resolve "${envs[i]}")
+    bash scripts/venv.sh "${envs[i]}" >/dev/null
 done
 
 # 2. linters
@@ -59,16 +62,16 @@ if [[ " ${dbs[*]} " == *" postgres "* ]]; then
 fi
 
 # 4. the suites
-for s in "${series[@]}"; do
+for e in "${envs[@]}"; do
     for db in "${dbs[@]}"; do
-        name="django$s-$db"
+        name="django$e-$db"
         echo
         echo "=== $name: python -m pytest $*"
         rc=0
         (
             if [ "$db" = postgres ]; then eval "$pg_env"; fi
             export DUALCALL_TEST_DB=$db
-            exec ".venv/django$s/bin/python" -m pytest "$@"
+            exec ".venv/django$e/bin/python" -m pytest "$@"
         ) || rc=$?
         record "$name" "$rc"
     done
@@ -77,7 +80,7 @@ done
 echo
 echo "=== summary"
 for i in "${!names[@]}"; do
-    printf '  %-18s %s\n' "${names[$i]}" "${results[$i]}"
+    printf '  %-24s %s\n' "${names[$i]}" "${results[$i]}"
 done
 if [ "$failed" -ne 0 ]; then
     echo "test.sh: FAILED"

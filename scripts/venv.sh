@@ -1,36 +1,48 @@
 #!/usr/bin/env bash
-# Create or update the virtualenv for one Django series:
-#   bash scripts/venv.sh 42   ->  .venv/django42: -e '.[test,examples]'      'Django>=4.2,<4.3' 'wrapt<2'
-#   bash scripts/venv.sh 52   ->  .venv/django52: -e '.[test,lint,examples]' 'Django>=5.2,<5.3' (newest wrapt)
-# (examples: uvicorn, which serves examples/ for make demo/run and the e2e test.)
-# The Django 4.2 env keeps wrapt 1.x, so that both wrapt majors are tested.
-# pip runs only when setup.cfg/pyproject.toml (or the install spec, or the repo's
-# path) changed since the last successful install, recorded in a stamp file in
-# the venv. A venv made by hand (no stamp) is kept and installed into.
-# PYTHON (default python3 from PATH) is the interpreter a new venv is made with.
+# Create or update the virtualenv of one test environment and print its path:
+#   bash scripts/venv.sh 52-py313   ->  .venv/django52-py313
+#   bash scripts/venv.sh 52         ->  the series' first environment (52-py311)
+# The environments (Python version, Django spec, extras) are the table in
+# scripts/envs.sh.  Everything is installed with the pins of
+# constraints/django<name>.txt (also applied to the build of dualcall itself,
+# through PIP_CONSTRAINT), so a fresh clone gets exactly what CI last passed
+# with; `make pins` refreshes them.
+# pip runs only when setup.cfg, pyproject.toml, the constraints file or the
+# table row changed since the last successful install (a stamp file in the venv).
+# The interpreter is found by scripts/python.sh (PYTHON311=... etc. override it).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+. scripts/envs.sh
 
-series=${1:?usage: scripts/venv.sh 42|52}
-case "$series" in
-    42) django='Django>=4.2,<4.3 wrapt>=1.16,<2'; extras='.[test,examples]' ;;
-    52) django='Django>=5.2,<5.3'; extras='.[test,lint,examples]' ;;
-    *) echo "venv.sh: unsupported Django series '$series' (use 42 or 52)" >&2; exit 2 ;;
-esac
-
-venv=.venv/django$series
+name=$(env_resolve "${1:?usage: scripts/venv.sh <env, e.g. 52-py311> | <series, e.g. 52>}")
+python=$(env_field "$name" 2)
+django=$(env_field "$name" 3)
+extras=$(env_field "$name" 4)
+pins=$(env_field "$name" 5)
+venv=.venv/django$name
+constraints=constraints/django$name.txt
 stamp=$venv/.dualcall-install-stamp
-want=$({ sha256sum setup.cfg pyproject.toml; echo "$PWD $extras $django"; } | sha256sum | cut -d' ' -f1)
+
+[ -f "$constraints" ] || {
+    echo "venv.sh: $constraints is missing: run 'make pins ENVS=$name' to create it" >&2
+    exit 1
+}
+want=$({ sha256sum setup.cfg pyproject.toml "$constraints"; echo "$PWD $name $django $extras $pins"; } \
+    | sha256sum | cut -d' ' -f1)
 
 if ! "$venv/bin/python" -c '' 2>/dev/null; then
-    echo "venv.sh: creating $venv with ${PYTHON:-python3}" >&2
+    interpreter=$(bash scripts/python.sh "$python")
+    echo "venv.sh: creating $venv with $interpreter" >&2
     rm -rf "$venv"
-    "${PYTHON:-python3}" -m venv "$venv"
+    "$interpreter" -m venv "$venv"
 fi
 if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
-    echo "venv.sh: installing -e '$extras' '$django' into $venv" >&2
+    echo "venv.sh: installing -e '.[$extras]' '$django' into $venv (pins: $constraints)" >&2
     rm -f "$stamp"
-    read -r -a pins <<<"$django"
-    "$venv/bin/python" -m pip install --disable-pip-version-check -q -e "$extras" "${pins[@]}"
+    args=(-e ".[$extras]" "$django")
+    if [ "$pins" != - ]; then args+=("$pins"); fi
+    PIP_CONSTRAINT=$PWD/$constraints "$venv/bin/python" -m pip install \
+        --disable-pip-version-check -q "${args[@]}" >&2
     echo "$want" >"$stamp"
 fi
+echo "$venv"

@@ -56,7 +56,7 @@ class AsyncCommand(BaseCommand):  # type: ignore[misc]
         run_handle = async_to_sync(handle)
 
         def sync_handle(*args: Any, **options: Any) -> Any:
-            __traceback_hide__ = True  # noqa: F841
+            __traceback_hide__ = True
             return run_handle(*args, **options)
 
         # BaseCommand.execute() calls self.handle(): for this run, an instance
