@@ -59,8 +59,9 @@ def is_fetcher(cls: type) -> bool:
     ``ReverseOneToOneDescriptor`` and ``GenericForeignKeyDescriptor``.
     """
     own = vars(cls)
-    return all(isinstance(own.get(name), FunctionType) for name in FETCHER_METHODS) or all(
-        isinstance(getattr(own.get(name), "__wrapped__", None), FunctionType)
+    # Once patched, each is a guard wrapping Django's function.
+    return all(
+        isinstance(getattr(own.get(name), "__wrapped__", own.get(name)), FunctionType)
         for name in FETCHER_METHODS
     )
 

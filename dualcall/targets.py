@@ -159,42 +159,31 @@ def guards() -> Iterator[tuple[type, str, Callable[[Any], Any]]]:
     from django.db.models.query_utils import DeferredAttribute
 
     from . import guards as guard
-    from .compat import is_fetcher
+    from .compat import generic_foreign_key_accessor, is_fetcher
     from .exceptions import DEFERRED_FIELD, GENERIC_FOREIGN_KEY, RELATED_OBJECT
 
     yield QuerySet, "_fetch_all", guard.guard_evaluation
-    # Django 6.1 loads single-valued lazy fields through fetch modes: guard the
-    # fetchers.  Earlier versions query in each descriptor's __get__.
-    if is_fetcher(ForwardManyToOneDescriptor):
-        yield from guard.fetcher_guards(
-            ForwardManyToOneDescriptor, RELATED_OBJECT, guard.fetched_field_name
-        )
-    else:
-        yield ForwardManyToOneDescriptor, "get_queryset", guard.guard_forward_relation
-    if is_fetcher(ReverseOneToOneDescriptor):
-        yield from guard.fetcher_guards(
-            ReverseOneToOneDescriptor, RELATED_OBJECT, guard.fetched_reverse_accessor
-        )
-    else:
-        yield ReverseOneToOneDescriptor, "get_queryset", guard.guard_reverse_one_to_one
-    if is_fetcher(DeferredAttribute):
-        yield from guard.fetcher_guards(
-            DeferredAttribute, DEFERRED_FIELD, guard.fetched_field_attname
-        )
-    else:
-        yield DeferredAttribute, "_check_parent_chain", guard.guard_deferred_field
+    # Single-valued lazy loads: (class, message template, the name the message
+    # uses, and where the class does not load through Django 6.1's fetch
+    # modes, the method its __get__ calls only to query, with its guard).
+    loads: list[tuple[type, str, Callable[[Any], str], str, Callable[[Any], Any]]] = [
+        (ForwardManyToOneDescriptor, RELATED_OBJECT, guard.fetched_field_name,
+         "get_queryset", guard.guard_forward_relation),
+        (ReverseOneToOneDescriptor, RELATED_OBJECT, guard.fetched_reverse_accessor,
+         "get_queryset", guard.guard_reverse_one_to_one),
+        (DeferredAttribute, DEFERRED_FIELD, guard.fetched_field_attname,
+         "_check_parent_chain", guard.guard_deferred_field),
+    ]
     if apps.is_installed("django.contrib.contenttypes"):
-        from django.contrib.contenttypes.fields import GenericForeignKey
-
-        from .compat import generic_foreign_key_accessor
-
-        accessor = generic_foreign_key_accessor()
-        if is_fetcher(accessor):
-            yield from guard.fetcher_guards(
-                accessor, GENERIC_FOREIGN_KEY, guard.fetched_field_name
-            )
+        # The GenericForeignKey field itself, or (6.1) its descriptor.
+        loads.append((generic_foreign_key_accessor(), GENERIC_FOREIGN_KEY,
+                      guard.fetched_field_name, "get_content_type",
+                      guard.guard_generic_foreign_key))
+    for cls, template, name_of, method, guard_method in loads:
+        if is_fetcher(cls):  # 6.1: guard fetch_one and fetch_many
+            yield from guard.fetcher_guards(cls, template, name_of)
         else:
-            yield GenericForeignKey, "get_content_type", guard.guard_generic_foreign_key
+            yield cls, method, guard_method
 
 
 def pass_through_codes() -> list[CodeType]:
