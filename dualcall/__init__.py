@@ -9,6 +9,7 @@ while ``Question.objects.get(pk=1)`` in sync code behaves exactly as plain
 Django.
 """
 
+from .awaitables import NotAwaitedAttributeError, NotAwaitedError
 from .descriptors import BoundDualMethod, DualMethod, dualmethod
 from .exceptions import UnprefetchedRelatedModelAccessError
 from .patching import is_patched, patch, unpatch
@@ -20,6 +21,8 @@ __version__ = "0.1.0"
 __all__ = [
     "BoundDualMethod",
     "DualMethod",
+    "NotAwaitedAttributeError",
+    "NotAwaitedError",
     "UnprefetchedRelatedModelAccessError",
     "__version__",
     "atomic",

@@ -30,7 +30,9 @@ __all__ = [
     "add_pass_through",
     "async_unsafe_allowed",
     "called_from_coroutine",
+    "describe_frame",
     "is_coroutine_frame",
+    "is_library_frame",
     "loop_running",
 ]
 
@@ -106,3 +108,34 @@ def called_from_coroutine(frame: FrameType | None) -> bool:
     code: nothing could run the awaitable.
     """
     return _get_running_loop() is not None and is_coroutine_frame(frame)
+
+
+# Folders of the packages whose frames are not the user's code: when an error
+# names "where it happened", it names the first frame outside them.
+_library_dirs: tuple[str, ...] = ()
+
+
+def is_library_frame(frame: FrameType) -> bool:
+    """Return whether *frame* runs code of Django, asgiref, wrapt or dualcall."""
+    global _library_dirs
+    if not _library_dirs:
+        import asgiref
+        import django
+        import wrapt
+
+        files = (django.__file__, asgiref.__file__, wrapt.__file__, __file__)
+        _library_dirs = tuple(os.path.dirname(os.path.abspath(f or "")) + os.sep for f in files)
+    return frame.f_code.co_filename.startswith(_library_dirs) or id(frame.f_code) in _pass_through
+
+
+def describe_frame(frame: FrameType) -> tuple[str, str]:
+    """Return ``(function, "file:line")`` naming *frame* for an error message.
+
+    A comprehension is named after the function it belongs to.
+    """
+    location = f"{frame.f_code.co_filename}:{frame.f_lineno}"
+    named: FrameType | None = frame
+    while named is not None and named.f_code.co_name in _COMPREHENSIONS:
+        named = named.f_back
+    code = (named or frame).f_code
+    return getattr(code, "co_qualname", code.co_name), location

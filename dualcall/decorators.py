@@ -16,6 +16,15 @@ async        sync            ``await sync_to_async(test)(user)``
 async        async           ``await test(user)``
 ===========  ==============  ===================================================
 
+**Fail closed.**  The test's result decides access only when it is a
+``bool``.  A result that is awaitable (a coroutine from an ``async def`` test
+wrapped by a sync decorator, a dual call that was not awaited inside the test)
+is awaited first.  Anything else that is not a ``bool`` (a ``QuerySet``, a
+model instance, ``None`` from a forgotten ``return``) denies access: an ERROR
+record on the ``dualcall`` logger names the test and what it returned, and in
+strict mode (see :func:`dualcall.awaitables.strict_mode`) :class:`TestResultError`
+is raised instead, so the mistake is a 500 in development, never a 200.
+
 In an async view the user is ``await request.auser()`` where the request has
 it (Django 5.0+ with ``AuthenticationMiddleware``); elsewhere (Django 4.2, or
 a request whose ``user`` was set by hand) the lazy ``request.user`` is resolved
@@ -32,6 +41,7 @@ lazy proxy, so ``await user.a.profile`` works in an async test function::
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Callable, Iterable
 from functools import wraps
 from typing import Any, TypeVar, cast
@@ -44,9 +54,59 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import resolve_url
 from django.utils.functional import LazyObject, empty
 
-__all__ = ["login_required", "permission_required", "user_passes_test"]
+from .awaitables import strict_mode
+
+__all__ = ["TestResultError", "login_required", "permission_required", "user_passes_test"]
 
 V = TypeVar("V", bound=Callable[..., Any])
+
+logger = logging.getLogger("dualcall")
+
+
+class TestResultError(TypeError):
+    """A ``user_passes_test`` test function returned something other than a ``bool``.
+
+    Raised in strict mode; otherwise access is denied and the mistake logged.
+    """
+
+    __test__ = False  # not a test class, whatever pytest thinks of the name
+
+
+def _verdict(result: Any, test_func: Callable[..., Any]) -> bool:
+    """Return whether *result* (already awaited) grants access: only ``True`` does."""
+    if isinstance(result, bool):
+        return result
+    name = getattr(test_func, "__qualname__", None) or repr(test_func)
+    message = (
+        f"user_passes_test: {name}(user) returned {_describe(result)}, not a bool, so access "
+        'is denied. Return True or False (for example "return await qs.exists()"), on '
+        "every path."
+    )
+    if strict_mode():
+        raise TestResultError(message)
+    logger.error("%s", message)
+    return False
+
+
+def _describe(value: Any) -> str:
+    """Say what *value* is without calling its ``repr()`` (which may query)."""
+    if value is None or isinstance(value, (int, float, str)):
+        return repr(value)[:80]
+    return f"a {type(value).__qualname__}"
+
+
+def _pending(result: Any) -> bool:
+    """Whether *result* is a call still to be awaited (not a queryset: that is no verdict)."""
+    from django.db.models.query import QuerySet, RawQuerySet
+
+    return inspect.isawaitable(result) and not isinstance(result, (QuerySet, RawQuerySet))
+
+
+async def _await_all(result: Any) -> Any:
+    """Await *result* until it is not a pending call any more (a coroutine may return one)."""
+    while _pending(result):
+        result = await result
+    return result
 
 
 def _is_async(func: Any) -> bool:
@@ -86,6 +146,10 @@ async def _aresolve_user(request: Any) -> Any:
     return await sync_to_async(_resolve_user)(request)
 
 
+async def _call_and_await(test_func: Callable[[Any], Any], user: Any) -> Any:
+    return await _await_all(test_func(user))
+
+
 def _redirect_to_login(request: Any, login_url: str | None, redirect_field_name: str | None) -> Any:
     """Redirect to the login page, as Django's ``user_passes_test`` does."""
     from django.contrib.auth.views import redirect_to_login
@@ -122,10 +186,10 @@ def user_passes_test(
             async def async_wrapper(request: Any, *args: Any, **kwargs: Any) -> Any:
                 user = await _aresolve_user(request)
                 if test_is_async:
-                    passed = await test_func(user)
+                    result = test_func(user)
                 else:
-                    passed = await sync_to_async(test_func)(user)
-                if passed:
+                    result = await sync_to_async(test_func)(user)
+                if _verdict(await _await_all(result), test_func):
                     return await view_func(request, *args, **kwargs)
                 return _redirect_to_login(request, login_url, redirect_field_name)
 
@@ -134,10 +198,12 @@ def user_passes_test(
 
             def sync_wrapper(request: Any, *args: Any, **kwargs: Any) -> Any:
                 if test_is_async:
-                    passed = async_to_sync(test_func)(_resolve_user(request))
+                    result = async_to_sync(_call_and_await)(test_func, _resolve_user(request))
                 else:
-                    passed = test_func(request.user)
-                if passed:
+                    result = test_func(request.user)
+                    if _pending(result):
+                        result = async_to_sync(_await_all)(result)
+                if _verdict(result, test_func):
                     return view_func(request, *args, **kwargs)
                 return _redirect_to_login(request, login_url, redirect_field_name)
 

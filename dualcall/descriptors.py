@@ -20,14 +20,25 @@ looks ``save`` up in a coroutine and calls it in a worker thread).
 
 from __future__ import annotations
 
+import functools
+import inspect
 import sys
 from asyncio import _get_running_loop
 from collections.abc import AsyncIterator, Callable
+from types import FrameType, FunctionType, MethodType
 from typing import Any, TypeVar, cast
 
 import wrapt
+from django.core.exceptions import SynchronousOnlyOperation
 
-from .context import add_pass_through, called_from_coroutine
+from .awaitables import DualAsyncIterator, where
+from .context import (
+    add_pass_through,
+    called_from_coroutine,
+    describe_frame,
+    is_library_frame,
+)
+from .exceptions import SYNC_CALL, UnprefetchedRelatedModelAccessError, describe
 from .executor import run_sync
 
 __all__ = ["ASYNC_ITERATOR", "AWAITABLE", "BoundDualMethod", "DualMethod", "dualmethod"]
@@ -60,9 +71,30 @@ class _DualCall:
         __tracebackhide__ = True
         # Frame 1 is the caller: wrapt's C extension calls us without a frame
         # of its own (its pure-Python fallback is a registered pass-through).
-        if called_from_coroutine(sys._getframe(1)):
-            return self.acall(wrapped, instance, args, kwargs)
-        return wrapped(*args, **kwargs)
+        frame = sys._getframe(1)
+        if called_from_coroutine(frame):
+            return self.acall(wrapped, instance, args, kwargs, frame)
+        try:
+            return wrapped(*args, **kwargs)
+        except SynchronousOnlyOperation as exc:
+            # A sync function called from async code made this call: say so,
+            # and how to fix it, unless a more precise message stands.
+            if (
+                isinstance(exc, UnprefetchedRelatedModelAccessError)
+                and not getattr(exc, "dualcall_plain_queryset", False)
+            ) or is_library_frame(frame):
+                raise
+            function, location = describe_frame(frame)
+            error = UnprefetchedRelatedModelAccessError(
+                describe(
+                    SYNC_CALL,
+                    None,
+                    call=self.qualname(instance),
+                    function=function,
+                    location=location,
+                )
+            )
+            raise error from exc
 
     def acall(
         self,
@@ -70,21 +102,41 @@ class _DualCall:
         instance: Any,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
+        frame: FrameType,
     ) -> Any:
-        """Return the async form of the call: an awaitable, or an async iterator."""
+        """Return the async form of the call: an awaitable, or an async iterator.
+
+        *frame* is the caller's: warnings and misuse reports name its line.
+        """
         if self.kind == ASYNC_ITERATOR and instance is not None:
             async_iterator: AsyncIterator[Any] = getattr(instance, "a" + self.name)(
                 *args, **kwargs
             )
-            return async_iterator
-        return run_sync(wrapped, args, kwargs, self.qualname(instance))
+            return DualAsyncIterator(async_iterator, self.qualname(instance))
+        return run_sync(wrapped, args, kwargs, self.qualname(instance), where(frame))
 
     def qualname(self, instance: Any) -> str:
-        """Name the call for warnings: ``Manager.count``, ``Question.save``, ``helper``."""
+        """Name the call: ``Question.objects.count``, ``Question.save``, ``helper``.
+
+        A queryset is ``Question QuerySet.count``; a related manager
+        ``Question.choice_set.add``.
+        """
         if instance is None:
             return self.name
-        owner = instance if isinstance(instance, type) else type(instance)
-        return f"{owner.__name__}.{self.name}"
+        if isinstance(instance, type):
+            return f"{instance.__name__}.{self.name}"
+        model = getattr(instance, "model", None)
+        if isinstance(model, type) and not hasattr(instance, "_meta"):
+            if getattr(instance, "query", None) is not None:  # a QuerySet
+                return f"{model.__name__} QuerySet.{self.name}"
+            if getattr(instance, "name", None):  # a model's manager
+                return f"{model.__name__}.{instance.name}.{self.name}"
+            if hasattr(instance, "instance"):  # a related manager
+                from .guards import related_manager_accessor
+
+                owner = type(instance.instance).__name__
+                return f"{owner}.{related_manager_accessor(instance)}.{self.name}"
+        return f"{type(instance).__name__}.{self.name}"
 
 
 class BoundDualMethod(wrapt.BoundFunctionWrapper):  # type: ignore[type-arg]
@@ -98,7 +150,70 @@ class BoundDualMethod(wrapt.BoundFunctionWrapper):  # type: ignore[type-arg]
     def __acall__(self, *args: Any, **kwargs: Any) -> Any:
         """Return the awaitable form of this call, wherever it is made from."""
         dual = cast(_DualCall, self._self_wrapper)
-        return dual.acall(self.__wrapped__, self._self_instance, args, kwargs)
+        return dual.acall(self.__wrapped__, self._self_instance, args, kwargs, sys._getframe(1))
+
+
+# A dual method bound to an instance where no event loop runs: Django's own call.
+#
+# A ``functools.partial`` of the original function and the instance: calling
+# it calls the function in C, with no frame of dualcall's (so the stack, and
+# the line a warning names, are exactly Django's), and it reads like a bound
+# method (``__self__``, ``__func__``, ``__name__``, ``__doc__``, the
+# signature without ``self``, the function's attributes such as
+# ``alters_data``; equal when instance and function are; pickled as the
+# attribute lookup; ``isinstance(m, types.MethodType)`` and so
+# ``inspect.ismethod()`` are true, through ``__class__``, since Django's
+# ``method_has_no_args()`` and others branch on it).  It adds ``__acall__``, so that
+# ``asyncio.run(Question.objects.count.__acall__())`` works in sync code: a
+# plain bound method cannot carry that (its attribute lookups go to the
+# function, which knows no instance).  (The class docstring is the
+# function's: see ``__doc__``.)
+class SyncBoundMethod(functools.partial):  # type: ignore[type-arg]
+    __slots__ = ("_dual",)
+    _dual: _DualCall
+
+    @property
+    def __doc__(self) -> str | None:  # type: ignore[override]
+        return self.func.__doc__
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        return MethodType
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        return inspect.signature(MethodType(self.func, self.args[0]))
+
+    @property
+    def __self__(self) -> Any:
+        return self.args[0]
+
+    @property
+    def __func__(self) -> Any:
+        return self.func
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.func, name)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (SyncBoundMethod, MethodType)):
+            return self.__self__ is other.__self__ and self.func == other.__func__
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash((id(self.args[0]), self.func))
+
+    def __repr__(self) -> str:
+        return MethodType(self.func, self.args[0]).__repr__()
+
+    def __reduce__(self) -> Any:
+        return getattr, (self.args[0], self.func.__name__)
+
+    def __acall__(self, *args: Any, **kwargs: Any) -> Any:
+        """Return the awaitable form of this call (run it with ``asyncio.run()``)."""
+        dual: _DualCall = self._dual
+        bound = MethodType(self.func, self.args[0])
+        return dual.acall(bound, self.args[0], args, kwargs, sys._getframe(1))
 
 
 class DualMethod(wrapt.FunctionWrapper):  # type: ignore[type-arg]
@@ -117,9 +232,24 @@ class DualMethod(wrapt.FunctionWrapper):  # type: ignore[type-arg]
     ) -> None:
         if name is None:
             name = getattr(wrapped, "__name__", None) or type(wrapped).__name__
-        super().__init__(wrapped, _DualCall(name, kind))
-        # The wrapped object's own binder, kept for the hot path below.
-        self._self_bind = wrapped.__get__
+        dual = _DualCall(name, kind)
+        super().__init__(wrapped, dual)
+        # What a lookup returns where no loop runs, kept for the hot path below:
+        # for a plain function, a SyncBoundMethod; otherwise (classmethod,
+        # staticmethod) the wrapped object's own binding.
+        self._self_bind: Callable[..., Any]
+        if isinstance(wrapped, FunctionType):
+
+            def bind(instance: Any, owner: type | None = None) -> Any:
+                if instance is None:
+                    return wrapped
+                method = SyncBoundMethod(wrapped, instance)
+                method._dual = dual
+                return method
+
+            self._self_bind = bind
+        else:
+            self._self_bind = wrapped.__get__
 
     def __get__(
         self, instance: Any, owner: type | None = None, _no_loop: Any = _get_running_loop
@@ -133,7 +263,7 @@ class DualMethod(wrapt.FunctionWrapper):  # type: ignore[type-arg]
     def __acall__(self, *args: Any, **kwargs: Any) -> Any:
         """Return the awaitable form of a call to the unbound function."""
         dual = cast(_DualCall, self._self_wrapper)
-        return dual.acall(self.__wrapped__, None, args, kwargs)
+        return dual.acall(self.__wrapped__, None, args, kwargs, sys._getframe(1))
 
 
 def dualmethod(func: F) -> F:
@@ -183,4 +313,5 @@ def queryset_await(self: Any) -> Any:
 
     The results are cached on the queryset, as ``list(queryset)`` caches them.
     """
-    return run_sync(_evaluate, (self,), {}, f"{type(self).__name__}.__await__").__await__()
+    name = f"{self.model.__name__} QuerySet.__await__"
+    return run_sync(_evaluate, (self,), {}, name, where(sys._getframe(1))).__await__()

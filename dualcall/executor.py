@@ -13,10 +13,11 @@ This is deliberately a single small function: a native async execution path
 from __future__ import annotations
 
 from collections.abc import Callable
-from types import CoroutineType
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
+
+from .awaitables import DualAwaitable, Where, at_caller
 
 __all__ = ["run_sync"]
 
@@ -28,15 +29,17 @@ def run_sync(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     name: str,
-) -> CoroutineType[Any, Any, T]:
-    """Return a coroutine that runs ``func(*args, **kwargs)`` off the event loop.
+    at: Where | None = None,
+) -> DualAwaitable[T]:
+    """Return an awaitable that runs ``func(*args, **kwargs)`` off the event loop.
 
-    *name* (for example ``"QuerySet.count"``) becomes the coroutine's
-    ``__qualname__``, so that the ``RuntimeWarning`` Python emits for a
-    coroutine that is never awaited names the method that was not run.
+    *name* (for example ``"QuerySet.count"``) and *at* (the caller's
+    ``file:line``, see :func:`dualcall.awaitables.where`) are what a misuse of
+    the awaitable reports (:class:`~dualcall.awaitables.DualAwaitable`);
+    warnings that *func* raises about its own caller name *at*.
     """
-    coroutine = cast(
-        "CoroutineType[Any, Any, T]", sync_to_async(func, thread_sensitive=True)(*args, **kwargs)
-    )
+    coroutine: Any = sync_to_async(at_caller(func, at), thread_sensitive=True)(*args, **kwargs)
+    # Named too: should the garbage collector finalize it before the wrapper
+    # (a cycle through a traceback), Python's own warning names the method.
     coroutine.__qualname__ = name
-    return coroutine
+    return DualAwaitable(coroutine, name, at)

@@ -65,17 +65,21 @@ import functools
 import sys
 from asyncio import _get_running_loop
 from collections.abc import Callable, Iterator
-from types import FunctionType, MethodType
+from types import CodeType, FrameType, FunctionType, MethodType
 from typing import Any
 
 from django.core.exceptions import SynchronousOnlyOperation
 
 from .compat import pk_is_set, unsaved_deferred_read_raises
-from .context import async_unsafe_allowed
+from .context import async_unsafe_allowed, describe_frame, is_coroutine_frame, is_library_frame
 from .exceptions import (
     DEFERRED_FIELD,
     GENERIC_FOREIGN_KEY,
+    LAZY_USER,
+    LAZY_USER_NO_AUSER,
     QUERYSET,
+    QUERYSET_IN_SYNC,
+    QUERYSET_INDEX,
     RELATED_OBJECT,
     RELATED_OBJECTS,
     UnprefetchedRelatedModelAccessError,
@@ -85,6 +89,7 @@ from .exceptions import (
 __all__ = [
     "ORIGIN",
     "SyncGuard",
+    "evaluation_message",
     "guard_additions",
     "guard_deferred_field",
     "guard_evaluation",
@@ -142,10 +147,61 @@ def guard_evaluation(fetch_all: FunctionType) -> SyncGuard:
             raise
         except SynchronousOnlyOperation as exc:
             origin = getattr(queryset.query, ORIGIN, None)
-            message = describe(*origin) if origin else describe(QUERYSET, queryset.model)
-            raise UnprefetchedRelatedModelAccessError(message) from exc
+            if origin:
+                raise UnprefetchedRelatedModelAccessError(describe(*origin)) from exc
+            error = UnprefetchedRelatedModelAccessError(
+                evaluation_message(queryset.model, sys._getframe(1))
+            )
+            # A dual method called from a sync function may say it better
+            # (see dualcall.descriptors).
+            error.dualcall_plain_queryset = True
+            raise error from exc
 
     return SyncGuard(fetch_all, _fetch_all)
+
+
+def evaluation_message(model: type, frame: FrameType | None) -> str:
+    """The message for a plain queryset of *model* evaluated in *frame*, fit for where.
+
+    Walks out of library frames to the user's: from a coroutine, the advice
+    is ``await``; from a sync function, how to call that function; when the
+    evaluation is the lazy ``request.user`` loading, ``request.auser()``; when
+    it is indexing, ``first()`` or a slice.
+    """
+    lazy_user, getitem = _special_codes()
+    indexed = False
+    while frame is not None and is_library_frame(frame):
+        if frame.f_code is lazy_user:
+            return LAZY_USER if _has_auser() else LAZY_USER_NO_AUSER
+        indexed = indexed or frame.f_code is getitem
+        frame = frame.f_back
+    if frame is None or is_coroutine_frame(frame):
+        return describe(QUERYSET_INDEX if indexed else QUERYSET, model)
+    function, location = describe_frame(frame)
+    return describe(QUERYSET_IN_SYNC, model, function=function, location=location)
+
+
+@functools.cache
+def _special_codes() -> tuple[CodeType | None, CodeType]:
+    """The code of Django's lazy ``request.user`` loader and of ``QuerySet.__getitem__``."""
+    from django.apps import apps
+    from django.db.models import QuerySet
+
+    lazy_user = None
+    if apps.is_installed("django.contrib.auth"):
+        # Canary: tests/test_canary_guards.py pins middleware.get_user.
+        from django.contrib.auth import middleware
+
+        lazy_user = middleware.get_user.__code__
+    getitem = vars(QuerySet)["__getitem__"]
+    return lazy_user, getattr(getitem, "__wrapped__", getitem).__code__
+
+
+def _has_auser() -> bool:
+    """Whether Django gives requests ``auser()`` (5.0+)."""
+    from django.contrib.auth import middleware
+
+    return hasattr(middleware, "auser")
 
 
 def guard_forward_relation(get_queryset: FunctionType) -> SyncGuard:

@@ -28,11 +28,14 @@ cached on the instance exactly as a sync access caches it.  Other names raise
 from __future__ import annotations
 
 import functools
+import keyword
+import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from django.core.exceptions import SynchronousOnlyOperation
 
+from .awaitables import DualAwaitable, Where, where
 from .compat import generic_foreign_key_accessor, generic_foreign_key_field, pk_is_set
 from .executor import run_sync
 
@@ -66,7 +69,7 @@ class Namespace:
     def __getattr__(self, name: str) -> Coroutine[Any, Any, Any]:
         instance = self._instance
         descriptor, (ready, read) = _resolve(type(instance), name)  # type: ignore[arg-type]  # classes hash
-        return _awaitable(instance, name, descriptor, ready, read)
+        return _awaitable(instance, name, descriptor, ready, read, where(sys._getframe(1)))
 
     def __dir__(self) -> list[str]:
         return sorted(_known_names(type(self._instance)))
@@ -85,20 +88,50 @@ class NamespaceDescriptor:
 
 def namespace_addition() -> tuple[type, str, NamespaceDescriptor]:
     """Return ``(Model, name, descriptor)``: the addition that installs the namespace."""
-    from django.core.exceptions import ImproperlyConfigured
+    from django.conf import settings
     from django.db.models import Model
 
     global _installed_name
-    name = namespace_name()
-    if not name.isidentifier() or hasattr(Model, name):
-        raise ImproperlyConfigured(
-            f"DUALCALL_NAMESPACE must be an identifier that Model does not define, "
-            f"not {name!r}."
-        )
+    name = validate_namespace_name(
+        getattr(settings, "DUALCALL_NAMESPACE", DEFAULT_NAMESPACE), Model
+    )
     _installed_name = name
     _kinds.cache_clear()
     _resolve.cache_clear()
     return Model, name, NamespaceDescriptor()
+
+
+def validate_namespace_name(value: object, model_class: type) -> str:
+    """Return *value* if it can name the namespace, else raise ``ImproperlyConfigured``.
+
+    It must be a string that is a Python identifier, not a keyword, not
+    private (Django keeps its per-instance state under names starting with
+    ``_``: ``_state``, ``_prefetched_objects_cache``...), and not something
+    ``Model`` defines.  A model's own field or attribute of that name is the
+    system check ``dualcall.W001``.
+    """
+    from django.core.exceptions import ImproperlyConfigured
+
+    def refuse(reason: str) -> ImproperlyConfigured:
+        return ImproperlyConfigured(
+            f"DUALCALL_NAMESPACE must name the attribute of the awaitable namespace "
+            f'(default "a"); {value!r} {reason}.'
+        )
+
+    if not isinstance(value, str):
+        raise refuse(f"is a {type(value).__name__}, not a string")
+    if not value.isidentifier():
+        raise refuse("is not a Python identifier")
+    if keyword.iskeyword(value):
+        raise refuse(f"is a Python keyword (instance.{value} is a syntax error)")
+    if value.startswith("_"):
+        raise refuse(
+            "starts with an underscore: those names are Django's and Python's per-instance "
+            "state (_state, _prefetched_objects_cache, ...)"
+        )
+    if hasattr(model_class, value):
+        raise refuse("is already an attribute of django.db.models.Model")
+    return value
 
 
 # The name the namespace was installed under (read once, at patch time, for
@@ -113,13 +146,14 @@ def _awaitable(
     descriptor: Any,
     ready: Callable[[Any, Any], bool],
     read: Callable[[Any, str], Any],
+    at: Where,
 ) -> Coroutine[Any, Any, Any]:
     qualname = f"{type(instance).__name__}.{_installed_name}.{name}"
 
     if not ready(descriptor, instance):
         # Not loaded: the sync access itself, off the loop (one coroutine,
         # as sync_to_async(lambda: instance.x)() would make).
-        return run_sync(read, (instance, name), {}, qualname)
+        return run_sync(read, (instance, name), {}, qualname, at)
 
     async def resolve() -> Any:
         try:
@@ -128,11 +162,12 @@ def _awaitable(
             # Not query-free after all (a cached generic foreign key checks
             # its content type, which may have left ContentType's cache):
             # nothing was read, so read it in the worker thread.
-            return await run_sync(read, (instance, name), {}, qualname)
+            return await run_sync(read, (instance, name), {}, qualname, at)
 
     coroutine: Any = resolve()
-    coroutine.__qualname__ = qualname  # named in the "never awaited" warning
-    return coroutine  # type: ignore[no-any-return]
+    coroutine.__qualname__ = qualname
+    # Fails closed like every dual call's awaitable (``if choice.a.question:``).
+    return DualAwaitable(coroutine, qualname, at)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -24,7 +24,11 @@ model methods          Model        ``Model``; models' overrides (``save()``)
 
 Additions and replacements:
 
-* ``QuerySet.__await__``: ``await qs`` evaluates the queryset into a list.
+* ``QuerySet.__await__`` and ``RawQuerySet.__await__``: ``await qs``
+  evaluates the queryset into a list.
+* ``BaseHandler.make_view_atomic``: in strict mode, wraps each async view in
+  a scope that fails when a dual call made in it was never awaited (see
+  :mod:`dualcall.awaitables`).
 * ``django.db.transaction.get_connection``: aware of async atomic blocks (see
   :mod:`dualcall.transaction`).
 * ``Model.a`` (the ``DUALCALL_NAMESPACE`` setting): the ``.a`` namespace
@@ -125,13 +129,19 @@ def class_rules() -> list[tuple[type, Rule]]:
 
 def additions() -> Iterator[tuple[object, str, Any]]:
     """Yield ``(owner, name, value)`` for each attribute dualcall adds or replaces."""
+    from django.core.handlers.base import BaseHandler
     from django.db import transaction
     from django.db.models import QuerySet
+    from django.db.models.query import RawQuerySet
 
+    from .awaitables import scoped_views
     from .descriptors import queryset_await
     from .transaction import _block_connection
 
     yield QuerySet, "__await__", queryset_await
+    yield RawQuerySet, "__await__", queryset_await
+    # Strict mode: a never-awaited dual call fails the async view that made it.
+    yield BaseHandler, "make_view_atomic", scoped_views(vars(BaseHandler)["make_view_atomic"])
     # Connection lookups from a coroutine inside ``async with atomic()`` (for
     # ``transaction.on_commit()``) go to the block's connection.
     yield transaction, "get_connection", _block_connection

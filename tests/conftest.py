@@ -4,6 +4,10 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.db import connections
 
+# Async tests with pytest-django's (non-transactional) django_db run in the
+# test's transaction: see dualcall.testing.
+pytest_plugins = ["dualcall.testing"]
+
 
 @pytest.fixture(autouse=True)
 def _close_worker_connections(request):
@@ -17,4 +21,12 @@ def _close_worker_connections(request):
     if request.node.get_closest_marker("django_db") and asyncio.iscoroutinefunction(
         getattr(request.node, "function", None)
     ):
-        asyncio.run(sync_to_async(connections.close_all)())
+        asyncio.run(sync_to_async(_close_own_connections)())
+
+
+def _close_own_connections():
+    # A connection shared with this thread (dualcall.testing lends it the
+    # test's transaction until the end of the test) is not its to close.
+    for conn in connections.all(initialized_only=True):
+        if not conn.allow_thread_sharing:
+            conn.close()

@@ -1,5 +1,7 @@
 """dualcall.decorators: every combination of sync/async view and sync/async test function."""
 
+import functools
+
 import django
 import pytest
 from asgiref.sync import iscoroutinefunction, sync_to_async
@@ -11,7 +13,12 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.test import AsyncRequestFactory, RequestFactory
 
-from dualcall.decorators import login_required, permission_required, user_passes_test
+from dualcall.decorators import (
+    TestResultError,
+    login_required,
+    permission_required,
+    user_passes_test,
+)
 from tests.testapp.models import InSchoolUser
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -245,3 +252,117 @@ async def test_async_test_function_gets_the_user_not_a_lazy_proxy(teacher):
     request = await logged_in_request(teacher, RequestFactory())
     await sync_to_async(user_passes_test(record)(sync_view))(request)
     assert seen == [User, User]
+
+
+# -- fail closed: only a bool decides ----------------------------------------------
+
+
+def teachers(user):
+    return InSchoolUser.objects.filter(user_id=user.pk, type="teacher")
+
+
+async def forgets_await(user):
+    # The classic mistake: a dual call not awaited returns an awaitable.
+    return InSchoolUser.objects.filter(user_id=user.pk, type="teacher").exists()
+
+
+def sync_decorator(func):
+    @functools.wraps(func)
+    def wrapper(user):
+        return func(user)  # a coroutine, when func is async
+
+    return wrapper
+
+
+@sync_decorator
+async def wrapped_async(user):
+    return await InSchoolUser.objects.filter(user_id=user.pk, type="teacher").aexists()
+
+
+def returns_queryset(user):
+    return teachers(user)
+
+
+def forgets_return(user):
+    teachers(user).exists()
+
+
+@pytest.fixture
+def inactive_teacher(transactional_db):
+    user = User.objects.create_user("inactive", is_active=False)
+    InSchoolUser.objects.create(user=user, type="teacher")
+    return user
+
+
+@pytest.mark.parametrize("view", [sync_view, async_view], ids=["sync-view", "async-view"])
+@pytest.mark.parametrize("test_func", [forgets_await, wrapped_async], ids=["no-await", "wrapped"])
+async def test_awaitable_results_are_awaited(view, test_func, teacher, pupil):
+    decorated = user_passes_test(test_func)(view)
+    assert (await call(decorated, make_request(user=teacher))).status_code == 200
+    assert (await call(decorated, make_request(user=pupil))).status_code == 302
+    assert (await call(decorated, make_request())).status_code == 302
+
+
+def result_error(name, what):
+    return (
+        f"user_passes_test: {name}(user) returned {what}, not a bool, so access is denied. "
+        'Return True or False (for example "return await qs.exists()"), on every path.'
+    )
+
+
+@pytest.mark.parametrize("view", [sync_view, async_view], ids=["sync-view", "async-view"])
+@pytest.mark.parametrize(
+    ("test_func", "what"),
+    [(returns_queryset, "a QuerySet"), (forgets_return, "None")],
+    ids=["queryset", "none"],
+)
+async def test_non_bool_result_denies_access(view, test_func, what, teacher, settings, caplog):
+    # Without strict mode: denied (even to the teacher) and logged.
+    settings.DUALCALL_STRICT = False
+    decorated = user_passes_test(test_func)(view)
+    for user in (teacher, None):
+        response = await call(decorated, make_request(user=user))
+        assert_redirect(response, "/accounts/login/?next=/grades/%3Fterm%3D1")
+    assert [r.getMessage() for r in caplog.records if r.name == "dualcall"] == [
+        result_error(test_func.__qualname__, what)
+    ] * 2
+    # Strict mode (on in tests and under DEBUG): an error, never a 200.
+    settings.DUALCALL_STRICT = None
+    with pytest.raises(TestResultError) as raised:
+        await call(decorated, make_request(user=teacher))
+    assert str(raised.value) == result_error(test_func.__qualname__, what)
+
+
+@pytest.mark.parametrize("view", [sync_view, async_view], ids=["sync-view", "async-view"])
+async def test_inactive_and_anonymous_users(view, inactive_teacher, grader):
+    permission = await Permission.objects.get(codename="change_inschooluser")
+    await inactive_teacher.user_permissions.add(permission)
+    needs_perm = permission_required("testapp.change_inschooluser", raise_exception=True)(view)
+    with pytest.raises(PermissionDenied):
+        await call(needs_perm, make_request(user=inactive_teacher))
+    with pytest.raises(PermissionDenied):
+        await call(needs_perm, make_request())
+    assert (await call(needs_perm, make_request(user=grader))).status_code == 200
+    # login_required is Django's: an inactive user is authenticated.
+    response = await call(login_required(view), make_request(user=inactive_teacher))
+    assert response.status_code == 200
+    assert (await call(login_required(view), make_request())).status_code == 302
+
+
+async def test_readme_is_teacher_example_is_safe(teacher, pupil):
+    """The README's example: anonymous users and users without a profile are denied, no 500."""
+
+    async def is_teacher(user):
+        if not user.is_authenticated:
+            return False
+        try:
+            return (await user.a.inschooluser).type == "teacher"
+        except InSchoolUser.DoesNotExist:
+            return False
+
+    nobody = await User.objects.acreate_user("nobody") if hasattr(User.objects, "acreate_user") \
+        else await sync_to_async(User.objects.create_user)("nobody")
+    decorated = user_passes_test(is_teacher)(async_view)
+    assert (await decorated(make_request(user=teacher))).status_code == 200
+    for user in (pupil, nobody, None):
+        assert (await decorated(make_request(user=user))).status_code == 302

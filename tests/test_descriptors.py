@@ -9,6 +9,7 @@ import pytest
 from django.db.models import Model, QuerySet
 
 from dualcall import BoundDualMethod, DualMethod, dualmethod
+from dualcall.descriptors import SyncBoundMethod
 from tests.testapp.models import Post, PostQuerySet, Question
 
 
@@ -33,16 +34,26 @@ class Counter:
 
 
 def test_sync_lookup_returns_the_original_bound_method():
-    # Without a running loop, looking a dual method up returns exactly what
-    # plain Django returns: a bound method of Django's own function.
+    # Without a running loop, looking a dual method up returns Django's own
+    # function bound to the instance, called in C (no frame of dualcall's),
+    # reading like Django's bound method, plus __acall__.
     method = Question.objects.get
-    assert type(method) is types.MethodType
+    assert isinstance(method, SyncBoundMethod)
     proxy_class = next(c for c in type(Question.objects).__mro__ if "get" in vars(c))
     assert method.__func__ is vars(proxy_class)["get"].__wrapped__
-    assert type(QuerySet().get) is types.MethodType
-    assert QuerySet().get.__func__ is QuerySet.__dict__["get"].__wrapped__
-    assert type(Question(pk=1).save) is types.MethodType
-    assert Question(pk=1).save.__func__ is Model.__dict__["save"].__wrapped__
+    assert method.__self__ is Question.objects
+    assert method == types.MethodType(method.__func__, Question.objects)
+    assert method.__name__ == "get"
+    assert method.__doc__ == QuerySet.get.__doc__
+    assert str(inspect.signature(method)) == "(*args, **kwargs)"
+    queryset = QuerySet()
+    assert queryset.get.__func__ is QuerySet.__dict__["get"].__wrapped__
+    assert str(inspect.signature(queryset.get)) == "(*args, **kwargs)"
+    question = Question(pk=1)
+    assert question.save.__func__ is Model.__dict__["save"].__wrapped__
+    assert question.save.alters_data is True
+    assert hash(question.save) == hash(question.save)
+    assert repr(question.save).startswith("<bound method Model.save of <Question: ")
 
 
 def test_class_attribute_is_a_dual_method():
@@ -120,14 +131,16 @@ async def test_acall_on_unbound_function():
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_never_awaited_warning_names_the_method():
-    with pytest.warns(RuntimeWarning, match=r"coroutine 'Manager\.count' was never awaited"):
+async def test_never_awaited_warning_names_the_method(settings):
+    # (tests/test_safety.py has the whole fail-closed story.)
+    settings.DUALCALL_STRICT = False
+    with pytest.warns(RuntimeWarning, match=r"coroutine 'Question\.objects\.count' was never"):
         Question.objects.count()
         gc.collect()
     with pytest.warns(RuntimeWarning, match=r"coroutine 'Post\.save' was never awaited"):
         Post(title="never saved").save()
         gc.collect()
-    with pytest.warns(RuntimeWarning, match=r"coroutine 'QuerySet\.update' was never awaited"):
+    with pytest.warns(RuntimeWarning, match=r"coroutine 'Question QuerySet\.update' was never"):
         Question.objects.all().update(question_text="x")
         gc.collect()
     # Nothing of the above ran.

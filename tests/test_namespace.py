@@ -41,9 +41,9 @@ def hops(monkeypatch):
     names = []
     run_sync = dualcall.namespace.run_sync
 
-    def record(func, args, kwargs, name):
+    def record(func, args, kwargs, name, at=None):
         names.append(name)
-        return run_sync(func, args, kwargs, name)
+        return run_sync(func, args, kwargs, name, at)
 
     monkeypatch.setattr(dualcall.namespace, "run_sync", record)
     return names
@@ -278,7 +278,8 @@ def test_class_access_returns_the_descriptor():
     assert isinstance(Model.__dict__["a"], dualcall.namespace.NamespaceDescriptor)
 
 
-def test_awaitable_never_awaited_warns_with_its_name():
+def test_awaitable_never_awaited_warns_with_its_name(settings):
+    settings.DUALCALL_STRICT = False
     choice = Choice(choice_text="c")
     message = "coroutine 'Choice.a.choice_text' was never awaited"
     with pytest.warns(RuntimeWarning, match=re.escape(message)):
@@ -331,14 +332,28 @@ async def test_namespace_setting_renames_the_namespace(hops):
 
 
 @pytest.mark.usefixtures("repatch")
-@pytest.mark.parametrize("name", ["save", "not an identifier", "pk", ""])
-def test_invalid_namespace_setting(name):
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("save", "is already an attribute of django.db.models.Model"),
+        ("pk", "is already an attribute of django.db.models.Model"),
+        ("not an identifier", "is not a Python identifier"),
+        ("", "is not a Python identifier"),
+        (None, "is a NoneType, not a string"),
+        (1, "is a int, not a string"),
+        ("class", "is a Python keyword (instance.class is a syntax error)"),
+        ("_state", "starts with an underscore"),
+        ("_prefetched_objects_cache", "starts with an underscore"),
+    ],
+)
+def test_invalid_namespace_setting(name, reason):
     dualcall.unpatch()
+    prefix = (
+        'DUALCALL_NAMESPACE must name the attribute of the awaitable namespace (default "a"); '
+        f"{name!r} {reason}"
+    )
     with override_settings(DUALCALL_NAMESPACE=name), pytest.raises(
-        ImproperlyConfigured,
-        match=re.escape(
-            f"DUALCALL_NAMESPACE must be an identifier that Model does not define, not {name!r}."
-        ),
+        ImproperlyConfigured, match="^" + re.escape(prefix)
     ):
         dualcall.patch()
     # patch() is all or nothing: what it installed before failing is undone.

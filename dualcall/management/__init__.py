@@ -35,6 +35,8 @@ from typing import Any
 from asgiref.sync import async_to_sync, iscoroutinefunction
 from django.core.management.base import BaseCommand
 
+from ..awaitables import scoped
+
 __all__ = ["AsyncCommand"]
 
 
@@ -53,7 +55,8 @@ class AsyncCommand(BaseCommand):  # type: ignore[misc]
         handle: Callable[..., Any] = self.handle
         if not iscoroutinefunction(handle):
             return super().execute(*args, **options)
-        run_handle = async_to_sync(handle)
+        # A scope: in strict mode a never-awaited dual call fails the command.
+        run_handle = async_to_sync(scoped(handle))
 
         def sync_handle(*args: Any, **options: Any) -> Any:
             __traceback_hide__ = True
