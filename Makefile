@@ -1,6 +1,6 @@
 # Developer entry points; the work is done by the scripts in scripts/.
 .DEFAULT_GOAL := help
-.PHONY: help test lint demo run pins clean
+.PHONY: help test lint demo run pins docs dist clean
 MAIN_ENV := 52-py311
 
 help:
@@ -9,6 +9,8 @@ help:
 	@echo "            DUALCALL_TEST_DBS=sqlite, SKIP_LINT=1 narrow it)"
 	@echo "make lint   ruff + mypy (strict) in .venv/django$(MAIN_ENV)"
 	@echo "make pins   re-resolve today's releases into constraints/ (ENVS=... narrows it)"
+	@echo "make docs   the documentation (docs/_build/html), warnings as errors"
+	@echo "make dist   sdist and wheel into dist/, checked (twine check --strict, a fresh install)"
 	@echo "make demo   the example site under uvicorn: every view over HTTP, a report"
 	@echo "make run    the example site on http://127.0.0.1:8000/ (PORT=...) until Ctrl-C"
 	@echo "make clean  stop the test PostgreSQL; remove .venv, .pg, caches, build output"
@@ -30,9 +32,15 @@ run:
 pins:
 	bash scripts/pins.sh
 
+docs:
+	bash scripts/docs.sh
+
+dist:
+	bash scripts/package.sh
+
 clean:
 	-bash scripts/pgserver.sh stop
-	rm -rf .venv .pg .cache .bench build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache
+	rm -rf .venv .pg .cache .bench build dist docs/_build *.egg-info .mypy_cache .ruff_cache .pytest_cache
 	find . -path ./.git -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 # Django's own test suite, plain and with dualcall in INSTALLED_APPS, compared

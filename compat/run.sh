@@ -20,7 +20,7 @@ py=$venv/bin/python
 if ! "$py" -c 'import tblib, yaml, PIL' 2>/dev/null; then
     echo "compat: installing compat/requirements.txt into $venv" >&2
     "$py" -m pip install --disable-pip-version-check -q -r compat/requirements.txt \
-        -c "constraints/django$env.txt"
+        -c "constraints/constraints-django$env.txt"
 fi
 
 if [ "$db" = postgres ] && [ -z "${PGHOST:-}" ]; then

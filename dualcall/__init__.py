@@ -16,7 +16,7 @@ from .patching import is_patched, patch, unpatch
 from .shortcuts import prefetch_related_objects
 from .transaction import atomic
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
 
 __all__ = [
     "BoundDualMethod",

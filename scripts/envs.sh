@@ -1,11 +1,11 @@
 # The test matrix, sourced by the scripts: one environment a line, named
 # <Django series>-py<Python version>, with what it installs.  Each has a
-# virtualenv .venv/django<name> and pinned versions in constraints/django<name>.txt.
+# virtualenv .venv/django<name> and pinned versions in constraints/constraints-django<name>.txt.
 #
 #   name      python  Django spec          extras                  extra pins
 DUALCALL_ENV_TABLE="
 42-py311    3.11    Django>=4.2,<4.3     test,examples           wrapt>=1.16,<2
-52-py311    3.11    Django>=5.2,<5.3     test,lint,examples      -
+52-py311    3.11    Django>=5.2,<5.3     test,lint,docs,release,examples  -
 52-py313    3.13    Django>=5.2,<5.3     test,examples           -
 60-py312    3.12    Django>=6.0,<6.1     test,examples           -
 61-py313    3.13    Django>=6.1,<6.2     test,examples           -

@@ -12,7 +12,7 @@ bin=.venv/django$DUALCALL_MAIN_ENV/bin
 # dualcall is always checked (a missing package is an error); tests and
 # examples when they exist.
 paths=(dualcall)
-for p in tests examples; do
+for p in tests examples docs; do
     if [ -e "$p" ]; then paths+=("$p"); fi
 done
 

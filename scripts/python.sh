@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Print the path of a working Python X.Y interpreter:
-#   bash scripts/python.sh 3.13   ->  /root/.pyenv/versions/3.13.0/bin/python3.13
+#   bash scripts/python.sh 3.13   ->  the path of a working python3.13
 # Looked for, in order: $PYTHON3XX (e.g. PYTHON313=/opt/py/bin/python3.13), python3.X
 # on PATH (only if it runs: pyenv's shim fails unless PYENV_VERSION names a
 # version that has it), pyenv's versions (newest 3.X.*), /usr/bin and

@@ -5,7 +5,8 @@
 #   bash scripts/test.sh -k atomic -x      (or: make test ARGS='-k atomic -x')
 # Narrow the matrix for quick local runs:
 #   ENVS="52-py311" DUALCALL_TEST_DBS="sqlite" bash scripts/test.sh
-#   (ENVS takes environment names or series: ENVS="52 61"); SKIP_LINT=1 skips the linters.
+#   (ENVS takes environment names or series: ENVS="52 61"); SKIP_LINT=1 skips the
+#   linters, the documentation build and the package checks.
 # Every combination runs even when one fails; the summary at the end says which
 # failed, and the exit status is non-zero if anything (lint included) failed.
 # pytest's exit 5 (no test ran) counts as a failure.
@@ -51,6 +52,12 @@ else
     rc=0
     bash scripts/lint.sh || rc=$?
     record lint "$rc"
+    rc=0
+    bash scripts/docs.sh || rc=$?
+    record docs "$rc"
+    rc=0
+    bash scripts/package.sh || rc=$?
+    record package "$rc"
 fi
 
 # 3. PostgreSQL, stopped on any exit: success, failure, Ctrl-C, kill.

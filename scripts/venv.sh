@@ -4,7 +4,7 @@
 #   bash scripts/venv.sh 52         ->  the series' first environment (52-py311)
 # The environments (Python version, Django spec, extras) are the table in
 # scripts/envs.sh.  Everything is installed with the pins of
-# constraints/django<name>.txt (also applied to the build of dualcall itself,
+# constraints/constraints-django<name>.txt (also applied to the build of dualcall itself,
 # through PIP_CONSTRAINT), so a fresh clone gets exactly what CI last passed
 # with; `make pins` refreshes them.
 # pip runs only when setup.cfg, pyproject.toml, the constraints file or the
@@ -20,7 +20,7 @@ django=$(env_field "$name" 3)
 extras=$(env_field "$name" 4)
 pins=$(env_field "$name" 5)
 venv=.venv/django$name
-constraints=constraints/django$name.txt
+constraints=constraints/constraints-django$name.txt
 stamp=$venv/.dualcall-install-stamp
 
 [ -f "$constraints" ] || {
