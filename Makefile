@@ -45,14 +45,28 @@ clean:
 
 # Django's own test suite, plain and with dualcall in INSTALLED_APPS, compared
 # (compat/run.sh; COMPAT_ARGS go to compat/run.py, e.g. COMPAT_ARGS='--sets core').
-# `compat` (Django 5.2, SQLite) runs in CI; the others are separate targets.
+# `compat` (Django 6.1, SQLite) runs in CI; the others are separate targets
+# (compat-pg is compat-61-pg).
 # `bench` benchmarks on SQLite (and PostgreSQL when PGHOST is set); `bench-pg`
 # starts a throwaway PostgreSQL for it. Output: stdout and .bench/latest.json.
-.PHONY: compat compat-pg compat-42 compat-42-pg bench bench-pg
+.PHONY: compat compat-pg compat-61-pg compat-60 compat-60-pg compat-52 compat-52-pg
+.PHONY: compat-42 compat-42-pg bench bench-pg
 compat:
+	bash compat/run.sh 61 sqlite $(COMPAT_ARGS)
+
+compat-pg compat-61-pg:
+	bash compat/run.sh 61 postgres $(COMPAT_ARGS)
+
+compat-60:
+	bash compat/run.sh 60 sqlite $(COMPAT_ARGS)
+
+compat-60-pg:
+	bash compat/run.sh 60 postgres $(COMPAT_ARGS)
+
+compat-52:
 	bash compat/run.sh 52 sqlite $(COMPAT_ARGS)
 
-compat-pg:
+compat-52-pg:
 	bash compat/run.sh 52 postgres $(COMPAT_ARGS)
 
 compat-42:

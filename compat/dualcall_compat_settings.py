@@ -4,11 +4,14 @@ Django's ``tests/runtests.py`` builds ``INSTALLED_APPS`` itself; this module
 only chooses the databases (``DUALCALL_COMPAT_DB``: ``sqlite`` or
 ``postgres``, the latter from the libpq variables ``PGHOST`` ``PGPORT``
 ``PGUSER`` ``PGPASSWORD``) and the test runner that records the results.
-Everything else matches Django's ``tests/test_sqlite.py`` and
-``tests/test_postgres.py``.
+Everything else is the tested version's own ``tests/test_sqlite.py`` (which
+differs between versions: 6.0 dropped ``DEFAULT_AUTO_FIELD = AutoField``, as
+its default became ``BigAutoField``), imported from the tests directory.
 """
 
 import os
+
+from test_sqlite import *  # noqa: F403  # the tested Django version's own settings
 
 _db = os.environ.get("DUALCALL_COMPAT_DB", "sqlite")
 
@@ -32,13 +35,5 @@ elif _db == "postgres":
     }
 else:
     raise RuntimeError(f"DUALCALL_COMPAT_DB={_db!r}: use sqlite or postgres")
-
-SECRET_KEY = "django_tests_secret_key"
-
-PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
-
-USE_TZ = False
 
 TEST_RUNNER = "dualcall_compat_runner.RecordingRunner"

@@ -1,6 +1,6 @@
 """Run Django's own test suite plain and with dualcall installed, and compare.
 
-    python compat/run.py [--python .venv/django52-py311/bin/python] [--db sqlite]
+    python compat/run.py [--python .venv/django61-py313/bin/python] [--db sqlite]
                          [--sets core,wider] [--parallel 2] [--label L ...]
 
 For the Django version installed in ``--python``'s environment, this
@@ -216,7 +216,7 @@ def compare(args, tests: Path, version: str, name: str, plain: dict, dual: dict)
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--python", default=str(ROOT / ".venv/django52-py311/bin/python"),
+    parser.add_argument("--python", default=str(ROOT / ".venv/django61-py313/bin/python"),
                         help="interpreter of the venv with Django and dualcall installed")
     parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite",
                         help="postgres reads PGHOST/PGPORT/PGUSER/PGPASSWORD")

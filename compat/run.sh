@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Django's own test suite, plain and with dualcall installed, compared.
-# Used by `make compat` / `compat-pg` / `compat-42` / `compat-42-pg`:
+# Used by `make compat` (61, SQLite) / `compat-61-pg` / `compat-60` / `compat-52` / `compat-42`...:
 #   bash compat/run.sh [<env or series: 52, 61-py313...>] [sqlite|postgres] [compat/run.py options...]
 # e.g. bash compat/run.sh 52 sqlite --sets core --rerun
 # Makes the venv (scripts/venv.sh), installs the optional packages the labels
@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-series=${1:-52}
+series=${1:-61}
 db=${2:-sqlite}
 shift $(($# < 2 ? $# : 2))
 

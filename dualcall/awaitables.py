@@ -47,6 +47,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import logging
+import sys
 import warnings
 from collections.abc import AsyncIterator, Callable, Coroutine, Generator
 from types import CodeType, FrameType
@@ -260,6 +261,12 @@ def _make_function(code: CodeType, module_globals: dict[str, Any]) -> Any:
 _CREATED, _STARTED, _DONE = 0, 1, 2
 
 
+def _asyncio_frame(frame: FrameType) -> bool:
+    """Whether *frame* runs asyncio's own code."""
+    module = str(frame.f_globals.get("__name__", ""))
+    return module == "asyncio" or module.startswith("asyncio.")
+
+
 class DualAwaitable(Coroutine[Any, Any, T]):
     """The awaitable of a dual call: a coroutine that fails closed when misused.
 
@@ -333,6 +340,11 @@ class DualAwaitable(Coroutine[Any, Any, T]):
     # Misuse: fail closed.
 
     def __bool__(self) -> bool:
+        if self._state != _CREATED or _asyncio_frame(sys._getframe(1)):
+            # Handed to asyncio: Python 3.12+'s Task repr tests ``task._coro``
+            # for truth.  Only a truth test of an unstarted call by user
+            # code is a forgotten await.
+            return True
         self._discard()
         short = _short(self._name)
         raise NotAwaitedError(

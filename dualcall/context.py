@@ -14,7 +14,8 @@ A dual method asks two questions about where it is being called from:
 Frames that merely pass a call through are looked through to the frame that
 called them: comprehension and generator-expression frames (so
 ``asyncio.gather(*[Q.objects.get(pk=i) for i in ids])`` works on Python
-3.11), Django's manager proxy methods (``manager_method``, which forwards
+3.11; from 3.12 list, set and dict comprehensions have no frame, and only
+``<genexpr>`` frames remain), Django's manager proxy methods (``manager_method``, which forwards
 ``Manager.x()`` to ``QuerySet.x()``) and the pure-Python call paths of wrapt.
 """
 
@@ -40,9 +41,25 @@ __all__ = [
 # generator-based coroutines (``@types.coroutine``).
 _ASYNC_FLAGS = inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR | inspect.CO_ITERABLE_COROUTINE
 
+
+def _comprehension_frame_names() -> frozenset[str]:
+    """Names of the frames comprehensions and generator expressions run in.
+
+    Generator expressions always run in a ``<genexpr>`` frame.  List, set and
+    dict comprehensions have frames of their own (``<listcomp>`` ...) up to
+    Python 3.11; from 3.12 (PEP 709) they run inline in the enclosing frame.
+    Detected by compiling one: does it make a code object of its own?
+    """
+    names = {"<genexpr>"}
+    code = compile("[x for x in ()]", "<dualcall>", "eval")
+    if any(isinstance(const, CodeType) for const in code.co_consts):
+        names |= {"<listcomp>", "<setcomp>", "<dictcomp>"}
+    return frozenset(names)
+
+
 # Frames of these names are comprehensions or generator expressions: they are
 # looked through to the frame that runs them.
-_COMPREHENSIONS = frozenset({"<listcomp>", "<setcomp>", "<dictcomp>", "<genexpr>"})
+_COMPREHENSIONS = _comprehension_frame_names()
 
 # id(code) -> code for registered pass-through frames.  Keyed by identity:
 # hashing a code object hashes its whole contents.  The values keep the code

@@ -9,14 +9,36 @@ paths that read a loaded, cached, ``select_related``ed or prefetched value:
 ========================  ============================================  =============
 access                    guarded method (only called to query)         how
 ========================  ============================================  =============
+any QuerySet evaluation   ``QuerySet._fetch_all``                       translates
+related manager           ``RelatedManager._apply_rel_filters`` of      marks the
+(``question.choice_set``) reverse FK, M2M and generic relation          queryset
+                          managers (not called for a prefetch)
+========================  ============================================  =============
+
+Single-valued lazy loads, where Django loads through fetch modes (6.1,
+:func:`dualcall.compat.is_fetcher`): each fetcher's ``fetch_one`` and
+``fetch_many`` translate (``FETCH_RAISE`` calls neither, so Django's
+``FieldFetchBlocked`` stands; ``FETCH_PEERS`` calls ``fetch_many``, whose
+error names the field too):
+
+========================  ============================================  =============
+access                    fetcher                                       how
+========================  ============================================  =============
+forward FK / O2O          ``ForwardManyToOneDescriptor``                translates
+reverse O2O               ``ReverseOneToOneDescriptor``                 translates
+deferred field            ``DeferredAttribute``                         translates
+generic foreign key       ``GenericForeignKeyDescriptor``               translates
+========================  ============================================  =============
+
+Where each ``__get__`` queries itself (4.2, 5.2, 6.0):
+
+========================  ============================================  =============
+access                    guarded method (only called to query)         how
+========================  ============================================  =============
 forward FK / O2O          ``ForwardManyToOneDescriptor.get_queryset``   marks the
 (``choice.question``)     (``instance=`` hint: ``get_object()``)        queryset
 reverse O2O               ``ReverseOneToOneDescriptor.get_queryset``    marks the
 (``place.restaurant``)    (``instance=`` hint: ``__get__``)             queryset
-related manager           ``RelatedManager._apply_rel_filters`` of      marks the
-(``question.choice_set``) reverse FK, M2M and generic relation          queryset
-                          managers (not called for a prefetch)
-any QuerySet evaluation   ``QuerySet._fetch_all``                       translates
 deferred field            ``DeferredAttribute._check_parent_chain``     pre-check
 generic foreign key       ``GenericForeignKey.get_content_type(id=)``   pre-check
                           called from ``GenericForeignKey.__get__``
@@ -48,6 +70,7 @@ from typing import Any
 
 from django.core.exceptions import SynchronousOnlyOperation
 
+from .compat import pk_is_set, unsaved_deferred_read_raises
 from .context import async_unsafe_allowed, describe_frame, is_coroutine_frame, is_library_frame
 from .exceptions import (
     DEFERRED_FIELD,
@@ -62,7 +85,6 @@ from .exceptions import (
     UnprefetchedRelatedModelAccessError,
     describe,
 )
-from .namespace import pk_is_set
 
 __all__ = [
     "ORIGIN",
@@ -71,6 +93,7 @@ __all__ = [
     "guard_additions",
     "guard_deferred_field",
     "guard_evaluation",
+    "guard_fetcher",
     "guard_forward_relation",
     "guard_generic_foreign_key",
     "guard_related_manager",
@@ -240,15 +263,18 @@ def guard_deferred_field(check_parent_chain: FunctionType) -> SyncGuard:
 
     Django calls it only for a field missing from the instance; when it finds
     no value, ``DeferredAttribute.__get__`` loads the field with
-    ``refresh_from_db()`` (except for a generated field of an unsaved
-    instance, which raises ``AttributeError``).
+    ``refresh_from_db()``, or raises ``AttributeError`` for an unsaved
+    instance where this Django version refuses one
+    (:func:`dualcall.compat.unsaved_deferred_read_raises`).
     """
 
     def guarded(attribute: Any, instance: Any) -> Any:
         value = check_parent_chain(attribute, instance)
         if value is None and not async_unsafe_allowed():
             field = attribute.field
-            if not (getattr(field, "generated", False) and not pk_is_set(instance)):
+            # Where Django refuses an unsaved instance's field (generated
+            # fields on 5.2, every field on 6.0+), its AttributeError stands.
+            if pk_is_set(instance) or not unsaved_deferred_read_raises(field):
                 message = describe(DEFERRED_FIELD, type(instance), field.attname)
                 raise UnprefetchedRelatedModelAccessError(message)
         return value
@@ -262,9 +288,9 @@ def guard_generic_foreign_key(get_content_type: FunctionType) -> SyncGuard:
     ``GenericForeignKey.__get__`` calls it with ``id=`` only when the object
     is not cached, right before ``ContentType.get_object_for_this_type()``.
     """
-    from django.contrib.contenttypes.fields import GenericForeignKey
+    from .compat import generic_foreign_key_accessor
 
-    fetching_code = vars(GenericForeignKey)["__get__"].__code__
+    fetching_code = vars(generic_foreign_key_accessor())["__get__"].__code__
 
     def guarded(gfk: Any, *args: Any, **kwargs: Any) -> Any:
         if (
@@ -277,6 +303,70 @@ def guard_generic_foreign_key(get_content_type: FunctionType) -> SyncGuard:
         return get_content_type(gfk, *args, **kwargs)
 
     return SyncGuard(get_content_type, guarded)
+
+
+#: The attribute set on an error raised by a fetcher guard: it names its
+#: field, and an enclosing fetcher guard lets it through unchanged.
+_NAMED = "_dualcall_named"
+
+
+def guard_fetcher(
+    fetch: FunctionType, *, template: str, name_of: Callable[[Any], str], many: bool
+) -> SyncGuard:
+    """Guard a fetcher's ``fetch_one`` (or, *many*, ``fetch_many``): translate into ours.
+
+    Django 6.1 loads a lazy field with ``instance._state.fetch_mode.fetch()``,
+    which calls these (``FETCH_ONE``: ``fetch_one(instance)``; ``FETCH_PEERS``:
+    ``fetch_many(peers)``) and only to query; ``FETCH_RAISE`` calls neither
+    and raises Django's ``FieldFetchBlocked``, which stands.  Django's
+    ``SynchronousOnlyOperation`` (or ours from the evaluation guard, naming
+    only the QuerySet) becomes ours naming *template*'s field,
+    ``name_of(fetcher)`` of the instance's model, raised from Django's error.
+    """
+
+    def guarded(fetcher: Any, target: Any) -> Any:
+        try:
+            return fetch(fetcher, target)
+        except SynchronousOnlyOperation as exc:
+            if getattr(exc, _NAMED, False):
+                raise  # a nested fetch already named its own field
+            cause = exc
+            if isinstance(exc, UnprefetchedRelatedModelAccessError) and isinstance(
+                exc.__cause__, SynchronousOnlyOperation
+            ):
+                cause = exc.__cause__
+            instance = target[0] if many else target
+            error = UnprefetchedRelatedModelAccessError(
+                describe(template, type(instance), name_of(fetcher))
+            )
+            setattr(error, _NAMED, True)
+            raise error from cause
+
+    return SyncGuard(fetch, guarded)
+
+
+def fetcher_guards(
+    fetcher_class: type, template: str, name_of: Callable[[Any], str]
+) -> Iterator[tuple[type, str, Callable[[Any], SyncGuard]]]:
+    """Yield the two guard targets of a fetcher class (``fetch_one``, ``fetch_many``)."""
+    for method, many in (("fetch_one", False), ("fetch_many", True)):
+        guard = functools.partial(guard_fetcher, template=template, name_of=name_of, many=many)
+        yield fetcher_class, method, guard
+
+
+def fetched_field_attname(fetcher: Any) -> str:
+    """The name a deferred field's error uses: its attribute name (``question_id``)."""
+    return str(fetcher.field.attname)
+
+
+def fetched_field_name(fetcher: Any) -> str:
+    """The name a forward or generic relation's error uses: the field's name."""
+    return str(fetcher.field.name)
+
+
+def fetched_reverse_accessor(fetcher: Any) -> str:
+    """The name a reverse one-to-one's error uses: its accessor (``profile``)."""
+    return str(fetcher.related.get_accessor_name())
 
 
 def related_manager_guards(cls: type) -> Iterator[tuple[type, str, Any]]:

@@ -13,7 +13,8 @@ descriptor (Django)                     what              resolves to
 ``ReverseManyToOneDescriptor`` (and     reverse FK, M2M,  a list
 ``ManyToManyDescriptor``,               generic relation
 ``ReverseGenericManyToOneDescriptor``)
-``GenericForeignKey``                   generic FK        the instance or None
+``GenericForeignKey`` (6.1: its         generic FK        the instance or None
+``GenericForeignKeyDescriptor``)
 ======================================  ================  ======================
 
 A value that can be read without a query (a loaded field, a cached or
@@ -35,6 +36,7 @@ from typing import Any
 from django.core.exceptions import SynchronousOnlyOperation
 
 from .awaitables import DualAwaitable, Where, where
+from .compat import generic_foreign_key_accessor, generic_foreign_key_field, pk_is_set
 from .executor import run_sync
 
 __all__ = ["DEFAULT_NAMESPACE", "Namespace", "NamespaceDescriptor", "namespace_name"]
@@ -228,12 +230,6 @@ def _forward_ready(descriptor: Any, instance: Any) -> bool:
     return _MISSING not in values and None in values
 
 
-def pk_is_set(instance: Any) -> bool:
-    """Whether *instance* has a primary key value (Django 5.2's ``_is_pk_set()``)."""
-    is_pk_set = getattr(instance, "_is_pk_set", None)  # Django >= 5.2
-    return bool(is_pk_set()) if is_pk_set is not None else instance.pk is not None
-
-
 def _reverse_one_ready(descriptor: Any, instance: Any) -> bool:
     return bool(descriptor.related.is_cached(instance)) or not pk_is_set(instance)
 
@@ -254,13 +250,14 @@ def _many_ready(descriptor: Any, instance: Any) -> bool:
 
 
 def _generic_fk_ready(descriptor: Any, instance: Any) -> bool:
+    field = generic_foreign_key_field(descriptor)
     data = instance.__dict__
-    ct_attname = descriptor.model._meta.get_field(descriptor.ct_field).attname
-    if ct_attname not in data or descriptor.fk_field not in data:
+    ct_attname = field.model._meta.get_field(field.ct_field).attname
+    if ct_attname not in data or field.fk_field not in data:
         return False  # deferred: reading them would query
     if data[ct_attname] is None:
         return True
-    return bool(descriptor.is_cached(instance))
+    return bool(field.is_cached(instance))
 
 
 @functools.cache
@@ -280,7 +277,6 @@ def _kinds() -> list[tuple[type, _Kind]]:
         (ReverseManyToOneDescriptor, (_many_ready, _read_many)),
     ]
     if apps.is_installed("django.contrib.contenttypes"):
-        from django.contrib.contenttypes.fields import GenericForeignKey
-
-        kinds.append((GenericForeignKey, (_generic_fk_ready, _read)))
+        # The GenericForeignKey field itself, or (6.1) its descriptor.
+        kinds.append((generic_foreign_key_accessor(), (_generic_fk_ready, _read)))
     return kinds

@@ -37,8 +37,10 @@ Additions and replacements:
   listed method, and ``_apply_rel_filters`` of every related manager class
   (a rule of :func:`class_rules`, like the dual methods).
 
-The names are those of Django 4.2 and 5.2, which define the same set; the
-canary tests check that each one exists on the supported versions.
+The dual names are those of Django 4.2 to 6.1, which define the same set; the
+guarded methods depend on the version (Django 6.1's fetch modes, detected by
+feature in :mod:`dualcall.compat`).  The canary tests check that each one
+exists on the supported versions.
 """
 
 from __future__ import annotations
@@ -167,15 +169,31 @@ def guards() -> Iterator[tuple[type, str, Callable[[Any], Any]]]:
     from django.db.models.query_utils import DeferredAttribute
 
     from . import guards as guard
+    from .compat import generic_foreign_key_accessor, is_fetcher
+    from .exceptions import DEFERRED_FIELD, GENERIC_FOREIGN_KEY, RELATED_OBJECT
 
     yield QuerySet, "_fetch_all", guard.guard_evaluation
-    yield ForwardManyToOneDescriptor, "get_queryset", guard.guard_forward_relation
-    yield ReverseOneToOneDescriptor, "get_queryset", guard.guard_reverse_one_to_one
-    yield DeferredAttribute, "_check_parent_chain", guard.guard_deferred_field
+    # Single-valued lazy loads: (class, message template, the name the message
+    # uses, and where the class does not load through Django 6.1's fetch
+    # modes, the method its __get__ calls only to query, with its guard).
+    loads: list[tuple[type, str, Callable[[Any], str], str, Callable[[Any], Any]]] = [
+        (ForwardManyToOneDescriptor, RELATED_OBJECT, guard.fetched_field_name,
+         "get_queryset", guard.guard_forward_relation),
+        (ReverseOneToOneDescriptor, RELATED_OBJECT, guard.fetched_reverse_accessor,
+         "get_queryset", guard.guard_reverse_one_to_one),
+        (DeferredAttribute, DEFERRED_FIELD, guard.fetched_field_attname,
+         "_check_parent_chain", guard.guard_deferred_field),
+    ]
     if apps.is_installed("django.contrib.contenttypes"):
-        from django.contrib.contenttypes.fields import GenericForeignKey
-
-        yield GenericForeignKey, "get_content_type", guard.guard_generic_foreign_key
+        # The GenericForeignKey field itself, or (6.1) its descriptor.
+        loads.append((generic_foreign_key_accessor(), GENERIC_FOREIGN_KEY,
+                      guard.fetched_field_name, "get_content_type",
+                      guard.guard_generic_foreign_key))
+    for cls, template, name_of, method, guard_method in loads:
+        if is_fetcher(cls):  # 6.1: guard fetch_one and fetch_many
+            yield from guard.fetcher_guards(cls, template, name_of)
+        else:
+            yield cls, method, guard_method
 
 
 def pass_through_codes() -> list[CodeType]:

@@ -5,13 +5,14 @@ the comment says what dualcall must change.
 """
 
 import inspect
+import sys
 
 import django
 from django.db.models import Model, QuerySet
 from django.db.models.manager import BaseManager, Manager
 from django.db.models.utils import AltersData
 
-from dualcall import targets
+from dualcall import context, targets
 from dualcall.context import is_coroutine_frame
 
 
@@ -40,7 +41,7 @@ def test_manager_class_gets_proxies_from_from_queryset():
 
 
 def test_every_dual_name_exists_on_this_django():
-    # The tables in dualcall.targets name what Django 4.2 and 5.2 define.  A
+    # The tables in dualcall.targets name what Django 4.2 to 6.1 define.  A
     # name missing here means Django renamed or removed a method: update the
     # table (per version if needed).
     for name in targets.QUERYSET_METHODS:
@@ -84,14 +85,28 @@ def test_alters_data_init_subclass():
 
 
 def test_comprehension_frames_exist_on_this_python():
-    # Python 3.11 runs comprehensions in frames of their own, named
-    # "<listcomp>" etc.; dualcall.context looks through them.  Python 3.12
-    # inlines them (no frame), which needs nothing.
+    # dualcall.context looks through comprehension and generator-expression
+    # frames to the frame that runs them.  Generator expressions always have
+    # a "<genexpr>" frame.  Python 3.11 also runs list/set/dict
+    # comprehensions in frames of their own ("<listcomp>" ...); Python 3.12+
+    # inlines them (PEP 709: no frame, the call is made from the enclosing
+    # frame itself), which needs nothing.  If this breaks, a new Python
+    # changed how comprehensions run: update
+    # dualcall.context._comprehension_frame_names().
     frames = [is_coroutine_frame(inspect.currentframe()) for _ in range(1)]
     assert frames == [False]
     names = [inspect.currentframe().f_code.co_name for _ in range(1)]
-    assert names == ["<listcomp>"]
+    genexpr_names = list(inspect.currentframe().f_code.co_name for _ in range(1))
+    assert genexpr_names == ["<genexpr>"]
+    if sys.version_info >= (3, 12):
+        assert names == [sys._getframe().f_code.co_name]  # inlined
+        assert {"<genexpr>"} == context._COMPREHENSIONS
+    else:
+        assert names == ["<listcomp>"]
+        assert {"<listcomp>", "<setcomp>", "<dictcomp>", "<genexpr>"} == context._COMPREHENSIONS
 
 
 def test_supported_django_version():
-    assert django.VERSION[:2] in ((4, 2), (5, 2))
+    # The versions dualcall is tested on (docs, setup.cfg classifiers, the
+    # venv matrix).  A new series needs the canaries run on it first.
+    assert django.VERSION[:2] in ((4, 2), (5, 2), (6, 0), (6, 1))

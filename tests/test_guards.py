@@ -12,6 +12,7 @@ import re
 from contextlib import contextmanager
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import SynchronousOnlyOperation
 from django.db import connection
@@ -319,6 +320,38 @@ async def test_deferred_field_inherited_through_multi_table_inheritance():
         assert only.id == restaurant.pk
 
 
+async def test_unsaved_instance_deferred_field_keeps_djangos_attribute_error():
+    # Django 6.0+ refuses to load a deferred field of an unsaved instance
+    # (AttributeError, no query); that error must stand in async code too.
+    # Where Django loads it instead (4.2, 5.2), the guard raises as usual.
+    post = await Post.objects.create(title="t", body="long")
+
+    async def unsaved():
+        deferred = await Post.objects.defer("body").get(pk=post.pk)
+        deferred.pk = None
+        return deferred
+
+    def read(instance):
+        return instance.body
+
+    try:
+        await sync_to_async(read)(await unsaved())  # no loop there: plain Django
+    except AttributeError as exc:
+        expected = str(exc)
+    except Post.DoesNotExist:
+        with raises(deferred_field("Post", "body")):
+            read(await unsaved())
+        pytest.skip("this Django loads a deferred field of an unsaved instance")
+    assert expected == "Cannot retrieve deferred field 'body' from an unsaved model."
+    instance = await unsaved()
+    with no_queries(), pytest.raises(AttributeError) as info:
+        read(instance)
+    assert type(info.value) is AttributeError
+    assert str(info.value) == expected
+    with pytest.raises(AttributeError, match=re.escape(expected)):
+        await instance.a.body
+
+
 # -- plain querysets ----------------------------------------------------------
 
 
@@ -410,21 +443,23 @@ def test_sync_code_is_plain_django(django_assert_num_queries):
 
 def test_sync_lookups_return_djangos_own_methods():
     """With no event loop in the thread, a guarded method is Django's own bound method."""
-    from django.db.models.fields.related_descriptors import ForwardManyToOneDescriptor
-    from django.db.models.query_utils import DeferredAttribute
+    from dualcall import targets
+    from dualcall.guards import SyncGuard
 
-    qs = Choice.objects.all()
-    assert qs._fetch_all.__func__ is vars(QuerySet)["_fetch_all"].__wrapped__
-    descriptor = vars(Choice)["question"]
-    assert (
-        descriptor.get_queryset.__func__
-        is vars(ForwardManyToOneDescriptor)["get_queryset"].__wrapped__
-    )
-    attribute = vars(Post)["body"]
-    assert (
-        attribute._check_parent_chain.__func__
-        is vars(DeferredAttribute)["_check_parent_chain"].__wrapped__
-    )
+    # One object per guarded class: each guard target looked up on it.
+    samples = {
+        QuerySet: Choice.objects.all(),
+        **{type(vars(m)[n]): vars(m)[n] for m, n in [(Choice, "question"), (Author, "profile")]},
+        type(vars(Post)["body"]): vars(Post)["body"],
+        type(vars(Comment)["content_object"]): vars(Comment)["content_object"],
+    }
+    guarded = list(targets.guards())
+    assert len(guarded) >= 5
+    for owner, name, _ in guarded:
+        guard = vars(owner)[name]
+        assert type(guard) is SyncGuard, (owner, name)
+        (sample,) = [s for cls, s in samples.items() if issubclass(cls, owner)]
+        assert getattr(sample, name).__func__ is guard.__wrapped__, (owner, name)
     question = Question(pk=1)
     manager_class = type(question.choice_set)
     assert (

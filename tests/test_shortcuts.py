@@ -104,6 +104,28 @@ async def test_await_prefetch_related_objects(aquestions):
     assert list(fresh[1].choice_set.all()) == []
 
 
+async def test_awaited_prefetch_matches_djangos_async_twin(aquestions):
+    # Django 5.0+ (6.0 and 6.1 included) has aprefetch_related_objects, a
+    # sync_to_async twin of prefetch_related_objects: the dual function
+    # populates the same caches, including under Django 6.1's fetch modes.
+    from django.db.models import query
+
+    aprefetch = getattr(query, "aprefetch_related_objects", None)
+    if aprefetch is None:
+        pytest.skip("no aprefetch_related_objects in this Django")
+    ours = await Question.objects.order_by("pk")
+    theirs = await Question.objects.order_by("pk")
+    await prefetch_related_objects(ours, "choice_set")
+    await aprefetch(theirs, "choice_set")
+    assert [q._prefetched_objects_cache.keys() for q in ours] == [
+        q._prefetched_objects_cache.keys() for q in theirs
+    ]
+    assert [list(q.choice_set.all()) for q in ours] == [list(q.choice_set.all()) for q in theirs]
+    choices = await Choice.objects.order_by("pk")
+    await prefetch_related_objects(choices, "question")
+    assert [c.question for c in choices] == [aquestions[0], aquestions[0]]
+
+
 async def test_acall_always_returns_an_awaitable(aquestions):
     def helper():
         return get_object_or_404.__acall__(Question, pk=aquestions[1].pk)
