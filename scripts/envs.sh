@@ -43,4 +43,4 @@ env_resolve() {
 }
 
 # What `make test` runs by default.
-DUALCALL_TEST_ENVS="42-py311 52-py311"
+DUALCALL_TEST_ENVS="$DUALCALL_ALL_ENVS"
