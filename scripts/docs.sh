@@ -7,6 +7,6 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 venv=$(bash scripts/venv.sh "$DUALCALL_MAIN_ENV")
 echo "docs: sphinx-build -W (html, doctest)"
-"$venv/bin/sphinx-build" -W --keep-going -q -b html docs docs/_build/html
-"$venv/bin/sphinx-build" -W --keep-going -q -b doctest docs docs/_build/doctest
+"$venv/bin/sphinx-build" -E -W --keep-going -q -b html docs docs/_build/html
+"$venv/bin/sphinx-build" -E -W --keep-going -q -b doctest docs docs/_build/doctest
 echo "docs: built docs/_build/html/index.html"
