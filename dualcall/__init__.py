@@ -9,7 +9,7 @@ while ``Question.objects.get(pk=1)`` in sync code behaves exactly as plain
 Django.
 """
 
-from .awaitables import NotAwaitedAttributeError, NotAwaitedError
+from .awaitables import NotAwaitedAttributeError, NotAwaitedError, NotAwaitedTypeError
 from .descriptors import BoundDualMethod, DualMethod, dualmethod
 from .exceptions import UnprefetchedRelatedModelAccessError
 from .patching import is_patched, patch, unpatch
@@ -23,6 +23,7 @@ __all__ = [
     "DualMethod",
     "NotAwaitedAttributeError",
     "NotAwaitedError",
+    "NotAwaitedTypeError",
     "UnprefetchedRelatedModelAccessError",
     "__version__",
     "atomic",

@@ -44,22 +44,28 @@ test fails), whichever comes first.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import contextvars
 import functools
 import logging
 import sys
 import warnings
+import weakref
 from collections.abc import AsyncIterator, Callable, Coroutine, Generator
+from dataclasses import dataclass, field
 from types import CodeType, FrameType
 from typing import Any, TypeVar
 
 from asgiref.sync import iscoroutinefunction
+from django.core.exceptions import SynchronousOnlyOperation
 
 __all__ = [
     "DualAsyncIterator",
     "DualAwaitable",
     "NotAwaitedAttributeError",
     "NotAwaitedError",
+    "NotAwaitedTypeError",
     "Where",
     "check_scope",
     "open_scope",
@@ -77,16 +83,30 @@ logger = logging.getLogger("dualcall")
 Where = tuple[str, int, dict[str, Any]]
 
 
-class NotAwaitedError(TypeError):
+class NotAwaitedError(SynchronousOnlyOperation):  # type: ignore[misc]
     """A dual call made in a coroutine was used without ``await``.
 
-    Raised when the awaitable is used as a truth value, and in strict mode by
-    the request, command or test in which a dual call was never awaited.
+    A subclass of Django's ``SynchronousOnlyOperation``, what plain Django
+    raises for the same mistake, so existing handlers still catch it (and
+    Django's template engine, which swallows ``TypeError`` and
+    ``AttributeError`` in variable lookups, does not).  Raised when the
+    awaitable is used as a value (converted to text, compared, iterated,
+    indexed), and in strict mode by the request, command or test in which a
+    dual call was never awaited.
     """
 
 
-class NotAwaitedAttributeError(NotAwaitedError, AttributeError):
-    """An attribute of a dual call's result was read from the un-awaited call."""
+class NotAwaitedTypeError(NotAwaitedError, TypeError):
+    """The awaitable of a dual call was used as a truth value (``if qs.exists():``)."""
+
+
+class NotAwaitedAttributeError(NotAwaitedError):
+    """An attribute of a dual call's result was read from the un-awaited call.
+
+    Deliberately not an ``AttributeError``: ``getattr(x, name, default)``,
+    ``hasattr()`` and Django's templates would turn that into a default value,
+    a false condition or an empty string.
+    """
 
 
 def where(frame: FrameType) -> Where:
@@ -135,30 +155,78 @@ def strict_mode() -> bool:
     return bool(settings.DEBUG) or _in_test_environment()
 
 
-# The never-awaited calls of the current scope, as messages.  Tasks inherit the
-# list (not a copy) from the code that started them, so a scope sees the
-# mistakes of the tasks it started.
-_scope: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
-    "dualcall_unawaited", default=None
+@dataclass(eq=False)
+class _Scope:
+    """Where never-awaited dual calls are collected: a view, a command, a test, a task.
+
+    *task* is ``None`` for an explicit scope (shared by every task started
+    under it); for the implicit scope a task gets at its first dual call, the
+    task itself, so that the scope does not leak to other tasks that inherit
+    or receive the context (``async_to_sync`` copies it back to its caller).
+    *live* holds the awaitables made in the scope, to find at its end those
+    still referenced but never awaited (in a template context, a model field,
+    a variable).  Whether the scope is strict is read when it matters (the
+    setting may change inside it, as tests do).
+    """
+
+    task: asyncio.Task[Any] | None
+    pending: list[str] = field(default_factory=list)
+    live: weakref.WeakSet[DualAwaitable[Any]] = field(default_factory=weakref.WeakSet)
+
+
+_scope: contextvars.ContextVar[_Scope | None] = contextvars.ContextVar(
+    "dualcall_scope", default=None
 )
 
 
-def open_scope() -> contextvars.Token[list[str] | None]:
+def _current_scope() -> _Scope | None:
+    scope = _scope.get()
+    if scope is not None and scope.task is not None and scope.task is not _current_task():
+        return None
+    return scope
+
+
+def _current_task() -> asyncio.Task[Any] | None:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # no running loop
+        return None
+
+
+def open_scope() -> contextvars.Token[_Scope | None]:
     """Start a new scope in the current context; pass the token to :func:`check_scope`."""
-    return _scope.set([])
+    return _scope.set(_Scope(task=None))
 
 
-def check_scope(token: contextvars.Token[list[str] | None] | None = None) -> None:
+def close_scope(token: contextvars.Token[_Scope | None]) -> None:
+    """Close the scope of *token* without checking it (its code raised); idempotent."""
+    with contextlib.suppress(RuntimeError):  # "has already been used once"
+        _scope.reset(token)
+
+
+def check_scope(token: contextvars.Token[_Scope | None] | None = None) -> None:
     """Raise :class:`NotAwaitedError` in strict mode if the scope has a never-awaited call.
 
-    With *token* (from :func:`open_scope`), also close the scope.
+    With *token* (from :func:`open_scope`), the scope ends: it is closed, and
+    awaitables made in it that are still referenced but were never awaited
+    count as never awaited too.
     """
-    pending = _scope.get()
+    scope = _current_scope()
     if token is not None:
-        _scope.reset(token)
-    if pending and strict_mode():
-        messages = list(pending)
-        pending.clear()
+        close_scope(token)
+    if scope is None or not strict_mode():
+        return
+    messages = list(scope.pending)
+    if token is not None:
+        for awaitable in list(scope.live):
+            if awaitable._state == _CREATED:
+                awaitable._discard()
+                messages.append(
+                    f"{awaitable._name}() was not awaited by the end of the scope (called at "
+                    f"{_location(awaitable._at)}; the awaitable is still referenced: stored "
+                    "in a variable, a model field or a template context?)."
+                )
+    if messages:
         raise NotAwaitedError(
             " ".join(messages) + " (dualcall strict mode: the DUALCALL_STRICT setting; "
             "on by default under DEBUG and in tests.)"
@@ -173,8 +241,11 @@ def scoped(func: Callable[..., Any]) -> Callable[..., Any]:
         token = open_scope()
         try:
             result = await func(*args, **kwargs)
+            # Let tasks the code just created start, so that an awaitable it
+            # handed to create_task() does not count as never awaited.
+            await asyncio.sleep(0)
         except BaseException:
-            _scope.reset(token)
+            close_scope(token)
             raise
         check_scope(token)
         return result
@@ -200,13 +271,21 @@ def scoped_views(make_view_atomic: Callable[..., Any]) -> Callable[..., Any]:
     return make_view_atomic_
 
 
-def _enter_scope() -> None:
-    """At each dual call: fail on an earlier mistake of this scope, or open one."""
-    pending = _scope.get()
-    if pending is None:
-        _scope.set([])
-    elif pending:
+def _enter_scope(awaitable: DualAwaitable[Any]) -> None:
+    """At each dual call: fail on an earlier mistake of this scope, or open one.
+
+    A scope that failed keeps failing at every dual call until it ends.
+    """
+    scope = _current_scope()
+    if scope is None:
+        task = _current_task()
+        if task is None:
+            return
+        scope = _Scope(task=task)
+        _scope.set(scope)
+    elif scope.pending:
         check_scope()
+    scope.live.add(awaitable)
 
 
 # -- the trampoline that attributes warnings to the caller's line -------------
@@ -274,7 +353,7 @@ class DualAwaitable(Coroutine[Any, Any, T]):
     (the caller's ``file:line``) are what the errors and reports say.
     """
 
-    __slots__ = ("_at", "_coroutine", "_name", "_state")
+    __slots__ = ("__weakref__", "_at", "_coroutine", "_name", "_state")
 
     def __init__(self, coroutine: Coroutine[Any, Any, T], name: str, at: Where | None) -> None:
         self._coroutine = coroutine
@@ -282,7 +361,7 @@ class DualAwaitable(Coroutine[Any, Any, T]):
         self._at = at
         self._state = _DONE
         try:
-            _enter_scope()
+            _enter_scope(self)
         except BaseException:
             coroutine.close()  # never to be awaited: no stray warning
             raise
@@ -340,28 +419,86 @@ class DualAwaitable(Coroutine[Any, Any, T]):
     # Misuse: fail closed.
 
     def __bool__(self) -> bool:
-        if self._state != _CREATED or _asyncio_frame(sys._getframe(1)):
-            # Handed to asyncio: Python 3.12+'s Task repr tests ``task._coro``
-            # for truth.  Only a truth test of an unstarted call by user
-            # code is a forgotten await.
+        if _asyncio_frame(sys._getframe(1)):
+            # asyncio's own code (Python 3.12+'s Task repr tests
+            # ``task._coro`` for truth): a coroutine is true.
             return True
-        self._discard()
         short = _short(self._name)
-        raise NotAwaitedError(
-            f"{self._name}() was not awaited, so it has no truth value (a coroutine is "
-            f'always true). Write "if await ...{short}():" or "x = await ...{short}()" '
-            f"(at {_location(self._at)})."
+        if self._state == _CREATED:
+            self._discard()
+            raise NotAwaitedTypeError(
+                f"{self._name}() was not awaited, so it has no truth value (a coroutine is "
+                f'always true). Write "if await ...{short}():" or "x = await ...{short}()" '
+                f"(at {_location(self._at)})."
+            )
+        raise NotAwaitedTypeError(
+            f"The awaitable of {self._name}() (at {_location(self._at)}) was tested for truth: "
+            "it is always true, whatever its result. Keep the result: "
+            f'"x = await ...{short}()", then test x.'
         )
+
+    def _misuse(self, what: str) -> NotAwaitedError:
+        short = _short(self._name)
+        return NotAwaitedError(
+            f"{self._name}() was not awaited: its coroutine was {what}, not its result. "
+            f'Write "x = await ...{short}()" and use x (at {_location(self._at)}).'
+        )
+
+    def __str__(self) -> str:
+        raise self._misuse("converted to text")
+
+    def __format__(self, spec: str) -> str:
+        raise self._misuse("formatted")
+
+    def __eq__(self, other: object) -> bool:
+        if other is self or _asyncio_frame(sys._getframe(1)):
+            return other is self
+        raise self._misuse("compared")
+
+    def __ne__(self, other: object) -> bool:
+        if other is self or _asyncio_frame(sys._getframe(1)):
+            return other is not self
+        raise self._misuse("compared")
+
+    def __lt__(self, other: object) -> bool:
+        raise self._misuse("compared")
+
+    __le__ = __gt__ = __ge__ = __lt__
+
+    __hash__ = object.__hash__  # asyncio keeps coroutines in dicts and sets
+
+    def __iter__(self) -> Any:
+        raise self._misuse("iterated")
+
+    def __len__(self) -> int:
+        raise self._misuse("measured with len()")
+
+    def __contains__(self, item: object) -> bool:
+        raise self._misuse("searched with in")
+
+    def __getitem__(self, key: object) -> Any:
+        raise self._misuse("indexed")
+
+    def __copy__(self) -> Any:
+        raise self._misuse("copied")
+
+    def __deepcopy__(self, memo: Any) -> Any:
+        raise self._misuse("copied")
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        raise self._misuse("pickled")
 
     def __getattr__(self, attribute: str) -> Any:
         # Only reached for names the class does not define.  (``__qualname__``
         # cannot be a property: in a class body it names the class.)
         if attribute == "__qualname__":
             return self._name
-        if attribute.startswith("_"):
+        if attribute.startswith(("_", "cr_", "gi_", "ag_")):
+            # Private names, and what code probing coroutines and generators
+            # looks for (asyncio's task repr asks for ``gi_code``).
             raise AttributeError(attribute)
-        # Not discarded: getattr(x, name, default) and hasattr() stay harmless,
-        # and if the call is then dropped, it is reported as never awaited.
+        # Not discarded: if the call is then dropped, it is reported as never
+        # awaited as well.
         short = _short(self._name)
         raise NotAwaitedAttributeError(
             f"{self._name}() was not awaited: {attribute!r} was read from the coroutine it "
@@ -397,9 +534,9 @@ class DualAwaitable(Coroutine[Any, Any, T]):
                 module=self._at[2].get("__name__"),
                 registry={},
             )
-        pending = _scope.get()
-        if pending is not None and strict_mode():
-            pending.append(message)
+        scope = _scope.get()
+        if scope is not None and strict_mode():
+            scope.pending.append(message)
 
 
 class DualAsyncIterator(AsyncIterator[T]):

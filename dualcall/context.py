@@ -92,8 +92,18 @@ def is_coroutine_frame(frame: FrameType | None) -> bool:
         code = frame.f_code
         if code.co_flags & _ASYNC_FLAGS:
             return True
-        if code.co_name in _COMPREHENSIONS or id(code) in _pass_through:
+        if id(code) in _pass_through:
             frame = frame.f_back
+            continue
+        if code.co_name in _COMPREHENSIONS:
+            # A comprehension belongs to the function that wrote it, which is
+            # the frame that runs it only if that frame's code holds its code:
+            # a generator a sync helper returns, consumed by a coroutine, is
+            # the helper's (sync code).
+            caller = frame.f_back
+            if caller is None or code not in caller.f_code.co_consts:
+                return False
+            frame = caller
             continue
         return False
     return False

@@ -74,8 +74,8 @@ class TestResultError(TypeError):
 
 def _verdict(result: Any, test_func: Callable[..., Any]) -> bool:
     """Return whether *result* (already awaited) grants access: only ``True`` does."""
-    if isinstance(result, bool):
-        return result
+    if type(result) is bool:  # not isinstance(): __class__ can be spoofed
+        return result is True
     name = getattr(test_func, "__qualname__", None) or repr(test_func)
     message = (
         f"user_passes_test: {name}(user) returned {_describe(result)}, not a bool, so access "

@@ -201,7 +201,13 @@ class SyncBoundMethod(functools.partial):  # type: ignore[type-arg]
         return NotImplemented
 
     def __hash__(self) -> int:
-        return hash((id(self.args[0]), self.func))
+        # Equal to Django's bound method of the same function and instance.
+        return hash(MethodType(self.func, self.args[0]))
+
+    @property
+    def __dict__(self) -> dict[str, Any]:  # type: ignore[override]
+        # The function's, as for a bound method (functools.wraps copies it).
+        return self.func.__dict__
 
     def __repr__(self) -> str:
         return MethodType(self.func, self.args[0]).__repr__()

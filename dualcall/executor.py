@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from asgiref.sync import sync_to_async
 
 from .awaitables import DualAwaitable, Where, at_caller
+from .transaction import in_async_block, turn
 
 __all__ = ["run_sync"]
 
@@ -38,8 +39,17 @@ def run_sync(
     the awaitable reports (:class:`~dualcall.awaitables.DualAwaitable`);
     warnings that *func* raises about its own caller name *at*.
     """
-    coroutine: Any = sync_to_async(at_caller(func, at), thread_sensitive=True)(*args, **kwargs)
+    call = sync_to_async(at_caller(func, at), thread_sensitive=True)
+    coroutine: Any = _in_turn(call, args, kwargs) if in_async_block() else call(*args, **kwargs)
     # Named too: should the garbage collector finalize it before the wrapper
     # (a cycle through a traceback), Python's own warning names the method.
     coroutine.__qualname__ = name
     return DualAwaitable(coroutine, name, at)
+
+
+async def _in_turn(call: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Inside ``dualcall.atomic``: wait while a sibling task's nested block is open."""
+    wait = turn()
+    if wait is not None:
+        await wait
+    return await call(*args, **kwargs)

@@ -44,7 +44,7 @@ import pytest
 from asgiref.sync import SyncToAsync
 from django.db import connections
 
-from .awaitables import _scope, check_scope, open_scope
+from .awaitables import check_scope, close_scope, open_scope
 
 __all__ = ["pytest_configure", "pytest_fixture_setup", "pytest_runtest_call"]
 
@@ -128,7 +128,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
     try:
         result = yield
     except BaseException:
-        _scope.reset(token)
+        close_scope(token)
         raise
     check_scope(token)
     return result

@@ -75,13 +75,14 @@ import inspect
 import sys
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import FrameType, TracebackType
 from typing import Any, TypeVar, overload
 
 from asgiref.sync import AsyncToSync, ThreadSensitiveContext, sync_to_async
+from django.core.exceptions import SynchronousOnlyOperation
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db import transaction as django_transaction
 
@@ -173,6 +174,11 @@ _entries: contextvars.ContextVar[tuple[_Entry, ...]] = contextvars.ContextVar(
 
 # Connection -> the block of the async blocks that joined its transaction.
 _joined_blocks: weakref.WeakKeyDictionary[Any, _Block] = weakref.WeakKeyDictionary()
+
+
+def in_async_block() -> bool:
+    """Whether the current task is inside an ``async with dualcall.atomic()`` block."""
+    return bool(_entries.get())
 
 
 def _current_block() -> _Block | None:
@@ -496,6 +502,10 @@ class Atomic(django_transaction.Atomic):  # type: ignore[misc]  # Django is unty
                 # Too late: the thread had started a normal exit, which
                 # committed (or released the savepoint).  Report what
                 # happened, and withdraw the cancellation request.
+                # The request is withdrawn, not delivered later: a task whose
+                # next step is to return would end cancelled, and its caller
+                # (wait_for, a TaskGroup) would see a CancelledError or
+                # TimeoutError for work that was committed, and might redo it.
                 task = asyncio.current_task()
                 if task is not None:
                     task.uncancel()
@@ -533,5 +543,47 @@ def _block_connection(using: str | None = None) -> Any:
     """
     block = _current_block()
     if block is not None and loop_running() and block.thread is not threading.current_thread():
+        if sys._getframe(1).f_code in _SYNC_ATOMIC_CODES:
+            # A sync ``with transaction.atomic():`` written in the coroutine:
+            # Django's Atomic would push onto the block's savepoint stack from
+            # the wrong thread.  Refuse, as Django does outside a block.
+            raise SynchronousOnlyOperation(
+                "transaction.atomic() cannot be used as a sync block in async code: use "
+                "async with dualcall.atomic() instead."
+            )
         return block.connections[using or DEFAULT_DB_ALIAS]
     return connections[using or DEFAULT_DB_ALIAS]
+
+
+_SYNC_ATOMIC_CODES = frozenset(
+    {django_transaction.Atomic.__enter__.__code__, django_transaction.Atomic.__exit__.__code__}
+)
+
+
+def turn() -> Awaitable[None] | None:
+    """What a call of this task must wait for before it runs on its block's connection.
+
+    Inside an async block, the connection's savepoint stack is shared by the
+    block's tasks.  While a sibling task's nested block is open on top of it,
+    this task's queries would run inside that savepoint, and be rolled back
+    with it; so they wait until the sibling's nested block has exited
+    (``None``: nothing to wait for).  Used by :func:`dualcall.executor.run_sync`.
+    """
+    entries = _entries.get()
+    if not entries:
+        return None
+    entry = entries[-1]
+    if entry.block.stack and entry.block.stack[-1] is entry:
+        return None
+    return _wait_for_turn(entry)
+
+
+async def _wait_for_turn(entry: _Entry) -> None:
+    block = entry.block
+    while block.stack and block.stack[-1] is not entry:
+        if entry not in block.stack:
+            raise django_transaction.TransactionManagementError(
+                f"dualcall.atomic: the {entry.where} has exited; a task started inside it must "
+                "finish before it exits."
+            )
+        await _wait_for_change(block)

@@ -7,6 +7,7 @@ exact error, that nothing is written, and what a view returns.
 """
 
 import asyncio
+import contextlib
 import gc
 import logging
 import re
@@ -20,7 +21,13 @@ from django.http import HttpResponse
 from django.urls import path
 
 import dualcall
-from dualcall import NotAwaitedAttributeError, NotAwaitedError, UnprefetchedRelatedModelAccessError
+from dualcall import (
+    NotAwaitedAttributeError,
+    NotAwaitedError,
+    NotAwaitedTypeError,
+    UnprefetchedRelatedModelAccessError,
+)
+from dualcall.awaitables import check_scope, close_scope, open_scope
 from dualcall.shortcuts import get_list_or_404
 from tests.testapp.models import Choice, Post, Question
 
@@ -66,6 +73,7 @@ async def test_unawaited_read_is_never_a_truthy_condition():
         f'true). Write "if await ...exists():" or "x = await ...exists()" (at {line}).'
     )
     assert isinstance(raised.value, TypeError)
+    assert isinstance(raised.value, SynchronousOnlyOperation)
     with pytest.raises(NotAwaitedError, match=re.escape("Post.objects.first() was not awaited")):
         assert not Post.objects.first()
     line = here(2)
@@ -90,14 +98,63 @@ async def test_unawaited_result_attribute_says_it_was_not_awaited():
         'returned, not from its result. Write "(await ...get()).question_text" or '
         f'"x = await ...get()" (at {line}).'
     )
-    # Still an AttributeError: hasattr() and getattr(..., default) keep working.
-    assert isinstance(raised.value, AttributeError)
+    # Not an AttributeError: getattr(x, name, default), hasattr() and Django's
+    # templates would turn that into a default, a False or an empty string.
+    assert not isinstance(raised.value, AttributeError)
+    assert isinstance(raised.value, SynchronousOnlyOperation)
+    q.close()  # dropped on purpose: not reported
     # Dropped on purpose: closed, so it is not reported (on Python 3.12+ the
     # traceback's reference cycle would keep it alive into the next test).
     q.close()
     awaitable = Question.objects.get(pk=question.pk)
-    assert getattr(awaitable, "question_text", "default") == "default"
+    with pytest.raises(NotAwaitedAttributeError):
+        getattr(awaitable, "question_text", "default")
     assert (await awaitable).question_text == "Why?"
+
+
+async def test_unawaited_call_is_never_a_value():
+    """Text, comparison, iteration, a model field: each is an error, and nothing is written."""
+    await Question.objects.create(question_text="q")
+    line = here(1)
+    first = Question.objects.filter(pk=-1).first()
+    expected = (
+        "Question QuerySet.first() was not awaited: its coroutine was {}, not its result. "
+        f'Write "x = await ...first()" and use x (at {line}).'
+    )
+    for what, misuse in [
+        ("converted to text", lambda: str(first)),
+        ("formatted", lambda: f"{first}"),
+        ("compared", lambda: first == None),  # noqa: E711
+        ("compared", lambda: first != 0),
+        ("iterated", lambda: list(first)),
+        ("measured with len()", lambda: len(first)),
+        ("indexed", lambda: first[0]),
+    ]:
+        with pytest.raises(NotAwaitedError) as raised:
+            misuse()
+        assert str(raised.value) == expected.format(what)
+    first.close()
+    # Stored in a model field (Django probes it for resolve_expression), it
+    # would have been written as text.
+    pending = Question.objects.filter(pk=-1).first()
+    with pytest.raises(NotAwaitedError, match=re.escape("first() was not awaited: 'resolve_")):
+        await Question.objects.create(question_text=pending)
+    pending.close()
+    assert await Question.objects.count() == 1
+
+
+async def test_an_awaited_awaitable_is_no_truth_value_either():
+    exists = Question.objects.filter(pk=-1).exists()
+    await asyncio.gather(exists)
+    line = exists._at[1]
+    with pytest.raises(NotAwaitedTypeError) as raised:
+        if exists:
+            pytest.fail("the awaitable of exists() was truthy")
+    assert str(raised.value) == (
+        f"The awaitable of Question QuerySet.exists() (at {__file__}:{line}) was tested for "
+        'truth: it is always true, whatever its result. Keep the result: "x = await '
+        '...exists()", then test x.'
+    )
 
 
 async def test_the_awaitable_is_a_coroutine_for_asyncio():
@@ -174,23 +231,71 @@ async def test_forgotten_awaits_of_every_kind_are_reported(caplog):
     assert await Choice.objects.count() == 1
 
 
-async def test_strict_mode_fails_the_next_dual_call():
-    line = here(1)
-    Question.objects.create(question_text="lost")
-    with pytest.raises(NotAwaitedError) as raised:
-        await Question.objects.count()
-    assert str(raised.value) == never_awaited("Question.objects.create", line) + " " + STRICT
-    # Reported once: the scope is clear again.
+@contextlib.contextmanager
+def own_scope():
+    """A strict-mode scope of the test's own, closed unchecked (the test checks it)."""
+    token = open_scope()
+    try:
+        yield token
+    finally:
+        close_scope(token)
+
+
+async def test_strict_mode_fails_the_next_dual_call_and_the_scope():
+    with own_scope() as token:
+        line = here(1)
+        Question.objects.create(question_text="lost")
+        message = never_awaited("Question.objects.create", line) + " " + STRICT
+        with pytest.raises(NotAwaitedError) as raised:
+            await Question.objects.count()
+        assert str(raised.value) == message
+        # The scope keeps failing until it ends (a request fails as a whole).
+        with pytest.raises(NotAwaitedError):
+            await Post.objects.count()
+        with pytest.raises(NotAwaitedError) as raised:
+            check_scope(token)
+        assert str(raised.value) == message
     assert await Question.objects.count() == 0
 
 
 async def test_strict_mode_covers_tasks_started_in_the_scope():
-    async def child():
+    async def guilty():
         Question.objects.create(question_text="lost in a task")
 
-    await asyncio.create_task(child())
-    with pytest.raises(NotAwaitedError, match=re.escape("Question.objects.create() was never")):
-        await Post.objects.count()
+    async def innocent():
+        await asyncio.sleep(0.01)
+        return await Question.objects.create(question_text="innocent")
+
+    with own_scope() as token:
+        results = await asyncio.gather(guilty(), innocent(), return_exceptions=True)
+        assert results[0] is None
+        assert isinstance(results[1], NotAwaitedError)
+        # The scope (the request) fails, even though the guilty task returned.
+        with pytest.raises(NotAwaitedError, match=re.escape("Question.objects.create() was")):
+            check_scope(token)
+
+
+async def test_strict_scope_end_fails_for_an_awaitable_still_referenced():
+    """Kept in a variable, a template context or a model field, it is not collected."""
+    with own_scope() as token:
+        line = here(1)
+        context = {"question": Question.objects.get(pk=1)}
+        with pytest.raises(NotAwaitedError) as raised:
+            check_scope(token)
+        assert str(raised.value) == (
+            f"Question.objects.get() was not awaited by the end of the scope (called at {line}; "
+            "the awaitable is still referenced: stored in a variable, a model field or a "
+            "template context?). " + STRICT
+        )
+        del context
+
+
+async def test_awaitable_handed_to_create_task_is_not_stranded():
+    with own_scope() as token:
+        task = asyncio.create_task(Question.objects.count())
+        await asyncio.sleep(0)
+        check_scope(token)
+        assert await task == 0
 
 
 # A test that forgets an await and makes no dual call after it fails too:
@@ -454,3 +559,37 @@ def test_unsafe_allowed_sync_helper_runs_sync_in_async_context(monkeypatch):
         return await Question.objects.count()
 
     assert asyncio.run(main()) == 1
+
+
+async def test_template_using_an_unawaited_result_is_an_error(settings):
+    """Django's templates swallow AttributeError and TypeError: these errors are neither."""
+    from django.template import Context, Engine
+
+    settings.DUALCALL_STRICT = False
+    question = await Question.objects.create(question_text="q")
+    engine = Engine()
+    for source in ("[{{ q.question_text }}]", "{% if q.pk %}pk{% endif %}", "{{ q }}"):
+        awaitable = Question.objects.get(pk=question.pk)
+        with pytest.raises(NotAwaitedError):
+            engine.from_string(source).render(Context({"q": awaitable}))
+        awaitable.close()
+    rendered = engine.from_string("[{{ q.question_text }}]").render(
+        Context({"q": await Question.objects.get(pk=question.pk)})
+    )
+    assert rendered == "[q]"
+
+
+def make_questions(texts):
+    """A sync helper that returns a generator: it is consumed elsewhere."""
+    return (Question.objects.create(question_text=t) for t in texts)
+
+
+async def test_generator_of_a_sync_helper_consumed_in_a_coroutine_stays_sync():
+    # The generator expression belongs to the sync helper, not to the coroutine
+    # that consumes it: its calls are sync code, and refused on the loop's thread.
+    with pytest.raises(SynchronousOnlyOperation):
+        list(make_questions(["a", "b"]))
+    assert await Question.objects.count() == 0
+    # A generator expression written in the coroutine is the coroutine's.
+    questions = await asyncio.gather(*(Question.objects.create(question_text=t) for t in "ab"))
+    assert sorted(q.question_text for q in questions) == ["a", "b"]

@@ -6,6 +6,7 @@ import threading
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.core.exceptions import SynchronousOnlyOperation
 from django.db import connection, transaction
 
 import dualcall
@@ -509,3 +510,34 @@ def test_canary_asgiref_thread_sensitive_routing():
 
     executor = SyncToAsync.single_thread_executor
     assert asyncio.run(worker_thread()) is executor.submit(threading.current_thread).result()
+
+
+async def test_sibling_plain_write_waits_for_a_nested_block_of_another_task():
+    # A task's plain write must not run inside a sibling task's savepoint, to be
+    # rolled back with it: it waits until that nested block has exited.
+    async with dualcall.atomic():
+
+        async def failing_nested():
+            async with dualcall.atomic():
+                await Question.objects.create(question_text="nested, rolled back")
+                await asyncio.sleep(0.1)
+                raise Boom
+
+        async def plain_sibling():
+            await asyncio.sleep(0.02)
+            await Question.objects.create(question_text="sibling")
+
+        results = await asyncio.gather(failing_nested(), plain_sibling(), return_exceptions=True)
+        assert isinstance(results[0], Boom)
+        assert results[1] is None
+    assert await atitles() == ["sibling"]
+
+
+@pytest.mark.parametrize("savepoint", [True, False])
+async def test_sync_atomic_in_a_coroutine_inside_a_block_is_refused(savepoint):
+    async with dualcall.atomic():
+        await Question.objects.create(question_text="outer")
+        with pytest.raises(SynchronousOnlyOperation, match="use async with dualcall.atomic"):
+            with transaction.atomic(savepoint=savepoint):
+                pass
+    assert await atitles() == ["outer"]
