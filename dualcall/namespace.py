@@ -150,7 +150,7 @@ def _awaitable(
     at: Where,
 ) -> Coroutine[Any, Any, Any]:
     qualname = f"{type(instance).__name__}.{_installed_name}.{name}"
-    ready, read, how = kind
+    ready, read, _ = kind
 
     if not ready(descriptor, instance):
         # Not loaded: the sync access itself, off the loop (one coroutine,

@@ -72,6 +72,7 @@ from __future__ import annotations
 import sys
 import weakref
 from collections.abc import Callable, Iterator
+from types import FrameType
 from typing import Any
 
 from . import compat
@@ -176,7 +177,7 @@ def marked_fetch_mode(fetch_mode: Callable[..., Any]) -> Callable[..., Any]:
 
     def fetch_mode_(queryset: Any, mode: Any) -> Any:
         clone = fetch_mode(queryset, mode)
-        frame = sys._getframe(1)
+        frame: FrameType | None = sys._getframe(1)
         while frame is not None and frame.f_globals.get("__name__") == "django.db.models.manager":
             frame = frame.f_back  # the manager's proxy method
         caller = frame.f_globals.get("__name__", "") if frame is not None else ""
@@ -206,7 +207,7 @@ class Pending(dict):  # type: ignore[type-arg]  # relation name -> list
     deep-copied, it is an empty dict.
     """
 
-    __slots__ = ("owner", "__weakref__")
+    __slots__ = ("__weakref__", "owner")
 
     def __init__(self, owner: Any) -> None:
         super().__init__()
@@ -242,7 +243,8 @@ def take_pending(instance: Any, name: str) -> list[Any] | None:
     pending = _own_pending(instance)
     if pending is None:
         return None
-    return pending.pop(name, None)
+    values: list[Any] | None = pending.pop(name, None)
+    return values
 
 
 def discard_pending(instance: Any, name: str | None = None) -> None:
@@ -290,8 +292,9 @@ def load(
     """Load relation or field *name* for *instance*'s peers that need it (worker thread).
 
     *kind* is ``"field"``, ``"forward"``, ``"reverse_one"``, ``"generic_fk"``
-    or ``"many"``; *ready(descriptor, peer)* says whether a peer has it.  Nothing happens when there is nobody to load with.  The
-    caller then reads *instance*'s value as usual.
+    or ``"many"``; *ready(descriptor, peer)* says whether a peer has it.
+    Nothing happens when there is nobody to load with.  The caller then
+    reads *instance*'s value as usual.
     """
 
     def needs(peer: Any) -> bool:
@@ -300,7 +303,7 @@ def load(
     if kind == "forward" and descriptor.field.remote_field.parent_link:
         # A multi-table parent built from the child's own columns: no query
         # (ForwardOneToOneDescriptor.get_object), unless one is deferred.
-        def needs(peer: Any) -> bool:  # noqa: F811
+        def needs(peer: Any) -> bool:
             return not ready(descriptor, peer) and not _parent_built(descriptor.field, peer)
 
     peers = peers_to_load(instance, needs)

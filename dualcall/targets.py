@@ -118,8 +118,8 @@ def class_rules() -> list[tuple[type, Rule]]:
     from django.db.models.manager import BaseManager
 
     from .guards import related_manager_guards
-    from .peers import related_manager_writes
     from .patching import dual_methods
+    from .peers import related_manager_writes
 
     rules: list[tuple[type, Rule]] = [
         (root, functools.partial(dual_methods, root=root, names=names))
