@@ -152,13 +152,21 @@ def tracked_iter(iter_function: Callable[[Any], Iterator[Any]]) -> Callable[[Any
 
 
 def _track(rows: Iterator[Any], chunk: int) -> Iterator[Any]:
-    group = PeerGroup()
     ref = weakref.ref
+    group = PeerGroup()
+    append = group.append
     try:
+        if not chunk:
+            for instance in rows:
+                append(ref(instance))
+                instance._state.peers = group
+                yield instance
+            return
         for instance in rows:
-            if chunk and len(group) >= chunk:
+            if len(group) >= chunk:
                 group = PeerGroup()
-            group.append(ref(instance))
+                append = group.append
+            append(ref(instance))
             instance._state.peers = group
             yield instance
     finally:
