@@ -442,6 +442,7 @@ def peers_rows(alias: str) -> None:
 
     from asgiref.sync import sync_to_async
     from django.conf import settings
+    from django.core.signals import setting_changed
     from django.db import connections
     from dualcall_bench.models import Choice, Question
 
@@ -449,6 +450,11 @@ def peers_rows(alias: str) -> None:
 
     dualcall.patch()
     executed: list[str] = []
+
+    def set_peers(enabled: bool) -> None:
+        settings.DUALCALL_AWAIT_PEERS = enabled
+        setting_changed.send(sender=None, setting="DUALCALL_AWAIT_PEERS", value=enabled,
+                             enter=True)
 
     def record(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
         executed.append(sql)
@@ -485,7 +491,7 @@ def peers_rows(alias: str) -> None:
             }
             measured: dict[str, tuple[int, float]] = {}
             for label, (enabled, queryset) in sides.items():
-                settings.DUALCALL_AWAIT_PEERS = enabled
+                set_peers(enabled)
                 loop.run_until_complete(body(queryset))  # warm up
                 times = []
                 for _ in range(runs):
@@ -494,7 +500,7 @@ def peers_rows(alias: str) -> None:
                     loop.run_until_complete(body(queryset))
                     times.append(time.perf_counter() - start)
                 measured[label] = (len(executed), statistics.median(times) * 1e3)
-            settings.DUALCALL_AWAIT_PEERS = True
+            set_peers(True)
             row = {"group": f"peers/{alias}", "name": name, "instances": PEERS,
                    "sides": {k: {"queries": q, "ms": ms} for k, (q, ms) in measured.items()}}
             rows.append(row)
@@ -512,7 +518,7 @@ def peers_rows(alias: str) -> None:
     count = big.count()
 
     def allocated(enabled: bool) -> float:
-        settings.DUALCALL_AWAIT_PEERS = enabled
+        set_peers(enabled)
         list(big.all())  # warm up
         gc.collect()
         tracemalloc.start()
@@ -525,7 +531,7 @@ def peers_rows(alias: str) -> None:
         return size / count
 
     per_instance = allocated(True) - allocated(False)
-    settings.DUALCALL_AWAIT_PEERS = True
+    set_peers(True)
     row = {"group": f"peers/{alias}", "name": "tracking: bytes per instance",
            "bytes_per_instance": per_instance, "instances": count}
     rows.append(row)
@@ -535,17 +541,17 @@ def peers_rows(alias: str) -> None:
     hundred = Choice.objects.db_manager(alias).order_by("pk")[:PEERS]
 
     def peers_on() -> None:
-        settings.DUALCALL_AWAIT_PEERS = True
+        set_peers(True)
 
     def peers_off() -> None:
-        settings.DUALCALL_AWAIT_PEERS = False
+        set_peers(False)
 
     compare(
         f"peers/{alias}", f"sync list(qs) of {PEERS} rows: tracking",
         sync_sampler(lambda: list(hundred.all())), sync_sampler(lambda: list(hundred.all())),
         ("setting off", "on"), None, setup_a=peers_off, setup_b=peers_on,
     )
-    settings.DUALCALL_AWAIT_PEERS = True
+    set_peers(True)
 
 
 # --- output --------------------------------------------------------------

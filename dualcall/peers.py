@@ -75,6 +75,8 @@ from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any
 
+from django.core.signals import setting_changed
+
 from . import compat
 
 __all__ = [
@@ -85,6 +87,7 @@ __all__ = [
     "marked_fetch_mode",
     "peers_to_load",
     "related_manager_writes",
+    "setting_changed_receiver",
     "take_pending",
     "tracked_iter",
 ]
@@ -101,7 +104,23 @@ _PREFETCH_EXTRA = "_prefetch_related_val_"
 
 
 def await_peers_enabled() -> bool:
-    """The ``DUALCALL_AWAIT_PEERS`` setting (default ``True``); it must be a bool."""
+    """The ``DUALCALL_AWAIT_PEERS`` setting (default ``True``); it must be a bool.
+
+    Read once and cached (every queryset evaluation asks, and reading an
+    unset setting costs microseconds); ``override_settings`` and anything
+    else that sends ``setting_changed`` resets it.
+    """
+    value = _enabled
+    if value is None:
+        value = _read_setting()
+    return value
+
+
+_enabled: bool | None = None
+
+
+def _read_setting() -> bool:
+    global _enabled
     from django.conf import settings
 
     value = getattr(settings, SETTING, DEFAULT)
@@ -112,7 +131,18 @@ def await_peers_enabled() -> bool:
             f"{SETTING} switches peer fetching for .a on or off: it must be True or False, "
             f"not {value!r}."
         )
+    _enabled = value
     return value
+
+
+def setting_changed_receiver(*, setting: str, **kwargs: Any) -> None:
+    """Forget the cached setting when it changes (``setting_changed``)."""
+    global _enabled
+    if setting == SETTING:
+        _enabled = None
+
+
+setting_changed.connect(setting_changed_receiver, weak=False)
 
 
 # -- tracking ----------------------------------------------------------------
