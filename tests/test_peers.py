@@ -96,6 +96,11 @@ KINDS = {
     "generic FK": (lambda: Comment.objects.filter(text__startswith="x"), "content_object", False),
     "deferred field": (lambda: Post.objects.defer("body"), "body", False),
     "deferred FK column": (lambda: Post.objects.only("title"), "author", False),
+    "deferred GFK column": (
+        lambda: Comment.objects.filter(text__startswith="x").defer("object_id"),
+        "content_object",
+        False,
+    ),
     "reverse FK": (lambda: Question.objects.all(), "choice_set", True),
     "M2M forward": (lambda: Post.objects.all(), "tags", True),
     "M2M reverse": (lambda: Tag.objects.all(), "posts", True),
@@ -137,11 +142,12 @@ async def test_awaited_loop_makes_one_query_like_one_by_one(kind):
     await seed()
     name, many = KINDS[kind][1:]
     instances, values, executed = await awaited_loop(kind)
-    # A deferred FK column: the column for all, then the relation for all.
-    assert len(executed) == (2 if kind == "deferred FK column" else 1), executed
+    # A deferred column: the column for all, then the relation for all.
+    column = kind in ("deferred FK column", "deferred GFK column")
+    assert len(executed) == (2 if column else 1), executed
     with override_settings(DUALCALL_AWAIT_PEERS=False):
         alone, expected, executed_alone = await awaited_loop(kind)
-    assert len(executed_alone) == (2 * N if kind == "deferred FK column" else N)
+    assert len(executed_alone) == (2 * N if column else N)
     assert describe(values) == describe(expected)
     assert [caches(i, name) for i in instances] == [caches(i, name) for i in alone]
     assert not any(vars(i._state).get("_dualcall_pending") for i in instances)
@@ -398,3 +404,25 @@ def test_default_mode_is_django_default():
     assert QuerySet(Choice)._fetch_mode is fetch_modes().FETCH_ONE
     Choice.objects.create(question=Question.objects.create(question_text="q"), choice_text="c")
     assert Choice.objects.get()._state.fetch_mode is fetch_modes().FETCH_ONE
+
+
+async def test_dangling_foreign_key_raises_as_alone():
+    """A row gone from under a non-null FK: the batch's None is not kept."""
+    await seed()
+    choices = await Choice.objects.filter(choice_text__endswith="0").order_by("pk")
+    # Django's FK constraints are deferred to the commit: restored below.
+    question_id = choices[1].question_id
+    await Choice.objects.filter(pk=choices[1].pk).update(question_id=10**6)
+    try:
+        choices = await Choice.objects.filter(choice_text__endswith="0").order_by("pk")
+        async with queries() as executed:
+            assert (await choices[0].a.question).question_text == "q0"
+        assert len(executed) == 1
+        with pytest.raises(Question.DoesNotExist):
+            await choices[1].a.question
+        assert not Choice.question.is_cached(choices[1])
+        async with queries() as executed:
+            assert (await choices[2].a.question).question_text == "q2"
+        assert executed == []
+    finally:
+        await Choice.objects.filter(pk=choices[1].pk).update(question_id=question_id)
