@@ -27,6 +27,24 @@ deferred field of an unsaved instance         Django (:func:`unsaved_deferred_re
 6.0, 6.1                                      ``AttributeError`` for every field
 ============================================  =========================================
 
+Peers for ``.a`` (:mod:`dualcall.peers`):
+
+=============================  ===============================  ============================
+internal                       Django 4.2, 5.2, 6.0             Django 6.1
+=============================  ===============================  ============================
+``instance._state.peers``      absent: dualcall's               set by ``ModelIterable`` for
+                               ``ModelIterable.__iter__``       modes that ``track_peers``;
+                               wrapper sets it                  dualcall's wrapper sets it for
+                                                                the default ``FETCH_ONE``
+                                                                (:func:`tracks_peers_by_default`)
+loading for peers              ``prefetch_related_objects()``,  the descriptor's
+                               a ``values_list`` query for a    ``fetch_many()``
+                               deferred field (:func:`fetch_
+                               many`)
+which instances load peers     the setting                      the instance's fetch mode
+                                                                (:func:`loads_peers`)
+=============================  ===============================  ============================
+
 ``Model._is_pk_set()`` (5.2+) is read through :func:`pk_is_set`.  The canary
 tests (``tests/test_canary*.py``) pin each of these facts per version.
 """

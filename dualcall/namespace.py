@@ -19,9 +19,12 @@ descriptor (Django)                     what              resolves to
 
 A value that can be read without a query (a loaded field, a cached or
 ``select_related`` relation, a null foreign key, a prefetched relation) is read
-when awaited, in the event loop's thread.  Anything else is the synchronous
+when awaited, in the event loop's thread (as is a multi-valued relation's
+list that a peer's batch left for it).  Anything else is the synchronous
 access itself run by :func:`dualcall.executor.run_sync`, so the result is
-cached on the instance exactly as a sync access caches it.  Other names raise
+cached on the instance exactly as a sync access caches it; before it, in the
+same worker call, the relation or field is loaded for the instance's peers
+in one query (:mod:`dualcall.peers`, setting ``DUALCALL_AWAIT_PEERS``).  Other names raise
 ``AttributeError`` at attribute access; ``instance.a`` never queries.
 """
 

@@ -426,3 +426,47 @@ async def test_dangling_foreign_key_raises_as_alone():
         assert executed == []
     finally:
         await Choice.objects.filter(pk=choices[1].pk).update(question_id=question_id)
+
+
+# -- canaries: the Django internals peers rely on --------------------------------
+
+
+def test_canary_model_iterable_and_related_managers():
+    """What to do when this breaks: see dualcall.peers and dualcall.compat."""
+    import inspect
+
+    from django.db.models.query import BaseIterable, ModelIterable
+
+    # The wrapper replaces ModelIterable.__iter__, a generator function of the
+    # iterable (queryset, chunked_fetch, chunk_size).
+    original = vars(ModelIterable)["__iter__"].__wrapped__
+    assert inspect.isgeneratorfunction(original)
+    assert list(inspect.signature(BaseIterable.__init__).parameters) == [
+        "self", "queryset", "chunked_fetch", "chunk_size",
+    ]
+    # Related managers drop their prefetch cache through this method on writes.
+    question = Question(pk=1)
+    post = Post(pk=1)
+    for manager in (question.choice_set, post.tags, post.comments, Tag(pk=1).posts):
+        assert callable(type(manager)._remove_prefetched_objects)
+
+
+@needs_fetch_modes
+def test_canary_fetch_modes():
+    """Django 6.1: fetchers have fetch_many; FETCH_PEERS tracks _state.peers."""
+    from django.contrib.contenttypes.fields import GenericForeignKeyDescriptor
+    from django.db.models.fields.related_descriptors import (
+        ForwardManyToOneDescriptor,
+        ReverseOneToOneDescriptor,
+    )
+    from django.db.models.query_utils import DeferredAttribute
+
+    for fetcher in (
+        ForwardManyToOneDescriptor,
+        ReverseOneToOneDescriptor,
+        DeferredAttribute,
+        GenericForeignKeyDescriptor,
+    ):
+        assert callable(fetcher.fetch_many), fetcher
+    assert fetch_modes().FETCH_PEERS.track_peers is True
+    assert fetch_modes().FETCH_ONE.track_peers is False
