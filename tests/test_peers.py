@@ -155,6 +155,9 @@ async def test_awaited_loop_makes_one_query_like_one_by_one(kind):
         # Nothing cached for sync code, as one by one; the lists were handed out.
         assert all(type(v) is list for v in values)
         assert not any(peers.has_pending(i, name) for i in instances)
+        # No trace of the prefetch on the related instances (M2M join columns).
+        related = [r for v in values for r in v]
+        assert not [k for r in related for k in vars(r) if k.startswith("_prefetch_related")]
     else:
         # Cached: the sync access (and a second await) reads without a query.
         async with queries() as executed:
