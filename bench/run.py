@@ -17,6 +17,12 @@ per-round ratios B/A, against the issue's target:
 * ``.a``: ``await choice.a.question`` vs ``await sync_to_async(lambda:
   choice.question)()`` (skipped while ``dualcall.namespace`` does not exist);
 * classify: ``dualcall.context.called_from_coroutine`` in ns per call.
+* peers: for 100 instances, an FK (``await choice.a.question``) and a reverse
+  FK (``await question.a.choice_set``): queries and median time of the
+  awaited loop with peers (``DUALCALL_AWAIT_PEERS``, the default), one by
+  one (the setting off) and with ``prefetch_related()``, side by side; and
+  what tracking peers costs: bytes per instance and the time of a sync
+  evaluation of 100 rows, the setting on vs off.
 
 The database rows run on SQLite (a file in a temp dir, ``synchronous=OFF``)
 and, when ``PGHOST`` is set, on PostgreSQL too (``PGPORT`` ``PGUSER``
@@ -45,6 +51,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 SYNC_TARGET = 1.03
+#: How many instances the peers rows load.
+PEERS = 100
 ASYNC_TARGET = 1.0
 
 args: argparse.Namespace
@@ -115,6 +123,13 @@ def configure(tmp: str) -> list[str]:
             question = manager.create(question_text=f"q{i}")
             for j in range(3):
                 Choice.objects.db_manager(alias).create(question=question, choice_text=f"c{j}")
+        # The peers rows: PEERS questions with 2 choices each.
+        questions = manager.bulk_create(
+            [Question(question_text=f"peer{i}") for i in range(PEERS)]
+        )
+        Choice.objects.db_manager(alias).bulk_create(
+            [Choice(question=q, choice_text=f"peer{j}") for q in questions for j in range(2)]
+        )
     return list(databases)
 
 
@@ -421,6 +436,124 @@ def classify_rows() -> None:
               f" ({ns - base:+.0f} ns over a no-op call)")
 
 
+def peers_rows(alias: str) -> None:
+    """Queries and time of 100 awaited loads: peers vs one by one vs prefetch_related."""
+    import tracemalloc
+
+    from asgiref.sync import sync_to_async
+    from django.conf import settings
+    from django.core.signals import setting_changed
+    from django.db import connections
+    from dualcall_bench.models import Choice, Question
+
+    import dualcall
+
+    dualcall.patch()
+    executed: list[str] = []
+
+    def set_peers(enabled: bool) -> None:
+        settings.DUALCALL_AWAIT_PEERS = enabled
+        setting_changed.send(sender=None, setting="DUALCALL_AWAIT_PEERS", value=enabled,
+                             enter=True)
+
+    def record(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        executed.append(sql)
+        return execute(sql, params, many, context)
+
+    choices = Choice.objects.db_manager(alias).filter(choice_text="peer0").order_by("pk")
+    questions = Question.objects.db_manager(alias).filter(
+        question_text__startswith="peer"
+    ).order_by("pk")
+
+    # qs.all(): a fresh evaluation each time.
+    async def fk_loop(qs: Any) -> None:
+        for choice in await qs.all():
+            await choice.a.question
+
+    async def reverse_fk_loop(qs: Any) -> None:
+        for question in await qs.all():
+            await question.a.choice_set
+
+    relations = {
+        "FK: await choice.a.question": (fk_loop, choices, "question"),
+        "reverse FK: await question.a.choice_set": (reverse_fk_loop, questions, "choice_set"),
+    }
+    runs = 5 if args.quick else 31
+    loop = asyncio.new_event_loop()
+    wrappers = sync_to_async(lambda: connections[alias].execute_wrappers)
+    loop.run_until_complete(wrappers()).append(record)
+    try:
+        for name, (body, qs, relation) in relations.items():
+            sides = {
+                "peers (default)": (True, qs),
+                "one by one": (False, qs),
+                "prefetch_related": (True, qs.prefetch_related(relation)),
+            }
+            measured: dict[str, tuple[int, float]] = {}
+            for label, (enabled, queryset) in sides.items():
+                set_peers(enabled)
+                loop.run_until_complete(body(queryset))  # warm up
+                times = []
+                for _ in range(runs):
+                    executed.clear()
+                    start = time.perf_counter()
+                    loop.run_until_complete(body(queryset))
+                    times.append(time.perf_counter() - start)
+                measured[label] = (len(executed), statistics.median(times) * 1e3)
+            set_peers(True)
+            row = {"group": f"peers/{alias}", "name": name, "instances": PEERS,
+                   "sides": {k: {"queries": q, "ms": ms} for k, (q, ms) in measured.items()}}
+            rows.append(row)
+            cells = "  ".join(
+                f"{k}: {q:3d} queries {ms:7.2f} ms" for k, (q, ms) in measured.items()
+            )
+            print(f"  {row['group']:<14} {name:<40} {cells}", flush=True)
+    finally:
+        loop.run_until_complete(wrappers()).remove(record)
+        loop.run_until_complete(loop.shutdown_default_executor())
+        loop.close()
+
+    # What tracking costs: memory per instance, time of a sync evaluation.
+    big = Choice.objects.db_manager(alias).order_by("pk")
+    count = big.count()
+
+    def allocated(enabled: bool) -> float:
+        set_peers(enabled)
+        list(big.all())  # warm up
+        gc.collect()
+        tracemalloc.start()
+        try:
+            kept = list(big.all())
+            size = tracemalloc.get_traced_memory()[0]
+        finally:
+            tracemalloc.stop()
+        del kept
+        return size / count
+
+    per_instance = allocated(True) - allocated(False)
+    set_peers(True)
+    row = {"group": f"peers/{alias}", "name": "tracking: bytes per instance",
+           "bytes_per_instance": per_instance, "instances": count}
+    rows.append(row)
+    print(f"  {row['group']:<14} {'tracking: bytes per instance':<40} {per_instance:7.1f} B"
+          f" (over {count} instances)", flush=True)
+
+    hundred = Choice.objects.db_manager(alias).order_by("pk")[:PEERS]
+
+    def peers_on() -> None:
+        set_peers(True)
+
+    def peers_off() -> None:
+        set_peers(False)
+
+    compare(
+        f"peers/{alias}", f"sync list(qs) of {PEERS} rows: tracking",
+        sync_sampler(lambda: list(hundred.all())), sync_sampler(lambda: list(hundred.all())),
+        ("setting off", "on"), None, setup_a=peers_off, setup_b=peers_on,
+    )
+    set_peers(True)
+
+
 # --- output --------------------------------------------------------------
 
 
@@ -491,6 +624,7 @@ def main() -> int:
             scale = PG_SCALE if alias == "postgres" else 1
             sync_rows(alias)
             async_rows(alias)
+            peers_rows(alias)
         classify_rows()
         elapsed = time.monotonic() - started
         from django.db import connections

@@ -13,12 +13,14 @@ from .awaitables import NotAwaitedAttributeError, NotAwaitedError, NotAwaitedTyp
 from .descriptors import BoundDualMethod, DualMethod, dualmethod
 from .exceptions import UnprefetchedRelatedModelAccessError
 from .patching import is_patched, patch, unpatch
+from .peers import AWAIT_PEERS
 from .shortcuts import prefetch_related_objects
 from .transaction import atomic
 
 __version__ = "0.2.0.dev0"
 
 __all__ = [
+    "AWAIT_PEERS",
     "BoundDualMethod",
     "DualMethod",
     "NotAwaitedAttributeError",

@@ -27,6 +27,24 @@ deferred field of an unsaved instance         Django (:func:`unsaved_deferred_re
 6.0, 6.1                                      ``AttributeError`` for every field
 ============================================  =========================================
 
+Peers for ``.a`` (:mod:`dualcall.peers`):
+
+=============================  ===============================  ============================
+internal                       Django 4.2, 5.2, 6.0             Django 6.1
+=============================  ===============================  ============================
+``instance._state.peers``      absent: dualcall's               set by ``ModelIterable`` for
+                               ``ModelIterable.__iter__``       modes that ``track_peers``;
+                               wrapper sets it                  dualcall's wrapper sets it for
+                                                                the default ``FETCH_ONE``
+                                                                (:func:`tracks_peers_by_default`)
+loading for peers              ``prefetch_related_objects()``,  the descriptor's
+                               a ``values_list`` query for a    ``fetch_many()``
+                               deferred field (:func:`fetch_
+                               many`)
+which instances load peers     the setting                      the instance's fetch mode
+                                                                (:func:`loads_peers`)
+=============================  ===============================  ============================
+
 ``Model._is_pk_set()`` (5.2+) is read through :func:`pk_is_set`.  The canary
 tests (``tests/test_canary*.py``) pin each of these facts per version.
 """
@@ -38,11 +56,18 @@ from types import FunctionType
 from typing import Any
 
 __all__ = [
+    "EXPLICIT_FETCH_MODE",
     "FETCHER_METHODS",
+    "fetch_many",
+    "fetch_modes",
     "generic_foreign_key_accessor",
     "generic_foreign_key_field",
     "is_fetcher",
+    "loads_peers",
+    "make_await_peers_mode",
     "pk_is_set",
+    "relation_columns",
+    "tracks_peers_by_default",
     "unsaved_deferred_read_raises",
 ]
 
@@ -152,3 +177,137 @@ def _unsaved_read_raises(generated: bool) -> bool:
     except Exception:
         return False
     return False
+
+
+# -- peers (see dualcall.peers) -------------------------------------------------
+
+#: The attribute of a ``Query`` set when the user called ``fetch_mode()`` on
+#: its queryset (``Query.clone()`` copies it to every derived queryset).
+EXPLICIT_FETCH_MODE = "_dualcall_explicit_fetch_mode"
+
+
+@functools.cache
+def fetch_modes() -> Any:
+    """Django's ``fetch_modes`` module (6.1+), or ``None`` where there are no fetch modes."""
+    try:
+        from django.db.models import fetch_modes as modes
+    except ImportError:
+        return None
+    return modes
+
+
+def make_await_peers_mode(module: str, name: str) -> Any:
+    """Return dualcall's peer fetch mode (``None`` where Django has no fetch modes).
+
+    It tracks peers (``track_peers``) and fetches one instance: a sync access
+    loads what Django's ``FETCH_ONE`` loads; ``.a`` loads the peers
+    (:func:`dualcall.peers.load`).  It pickles by name, as Django's modes do.
+    """
+    modes = fetch_modes()
+    if modes is None:
+        return None
+
+    class AwaitPeers(modes.FetchMode):  # type: ignore[misc,name-defined]
+        """Track peers; sync accesses load one; awaited ``.a`` loads load the peers."""
+
+        __slots__ = ()
+        track_peers = True
+
+        def fetch(self, fetcher: Any, instance: Any) -> None:
+            fetcher.fetch_one(instance)
+
+        def __reduce__(self) -> str:
+            return name
+
+        def __repr__(self) -> str:
+            return f"{module}.{name}"
+
+    AwaitPeers.__module__ = module
+    AwaitPeers.__qualname__ = AwaitPeers.__name__ = "AwaitPeers"
+    return AwaitPeers()
+
+
+def tracks_peers_by_default(queryset: Any) -> bool:
+    """Whether dualcall tracks the peers of *queryset*'s instances (when the setting is on).
+
+    Everywhere before fetch modes; with fetch modes (6.1), only where the
+    queryset has Django's default ``FETCH_ONE`` and the user did not choose it
+    explicitly (a mode that ``track_peers`` makes Django track them itself).
+    """
+    modes = fetch_modes()
+    if modes is None:
+        return True
+    return getattr(queryset, "_fetch_mode", None) is modes.FETCH_ONE and not getattr(
+        queryset.query, EXPLICIT_FETCH_MODE, False
+    )
+
+
+def loads_peers(instance: Any, enabled: Any) -> bool:
+    """Whether an awaited ``.a`` load of *instance* loads its peers.
+
+    Before fetch modes: the setting (*enabled()*).  With fetch modes: by the
+    instance's mode: ``FETCH_PEERS`` and dualcall's ``AWAIT_PEERS`` always;
+    ``FETCH_ONE`` by the setting (an explicit ``FETCH_ONE`` has no tracked
+    peers); ``FETCH_RAISE`` and any other mode never.
+    """
+    modes = fetch_modes()
+    if modes is None:
+        return bool(enabled())
+    from .peers import AWAIT_PEERS
+
+    mode = instance._state.fetch_mode
+    if mode is modes.FETCH_PEERS or mode is AWAIT_PEERS:
+        return True
+    if mode is modes.FETCH_ONE:
+        return bool(enabled())
+    return False
+
+
+def relation_columns(descriptor: Any) -> list[str]:
+    """The attribute names of the columns a forward or generic foreign key reads."""
+    field = getattr(descriptor, "field", descriptor)
+    local = getattr(field, "local_related_fields", None)
+    if local is not None:
+        return [f.attname for f in local]
+    ct = field.model._meta.get_field(field.ct_field).attname  # generic FK
+    return [ct, field.fk_field]
+
+
+def fetch_many(descriptor: Any, instances: list[Any], kind: str) -> None:
+    """Load *descriptor*'s field or single-valued relation for all *instances* in one query.
+
+    Where the descriptor is a fetcher (Django 6.1) this is its own
+    ``fetch_many`` (what ``FETCH_PEERS`` runs); before, the same thing:
+    ``prefetch_related_objects()`` for a relation, one query by primary key
+    for a deferred field.
+    """
+    if hasattr(type(descriptor), "fetch_many"):
+        descriptor.fetch_many(instances)
+        return
+    from django.db.models import prefetch_related_objects
+
+    if kind == "field":
+        _fetch_field_many(descriptor.field, instances)
+    elif kind == "reverse_one":
+        prefetch_related_objects(instances, descriptor.related.get_accessor_name())
+    else:  # forward, generic_fk
+        prefetch_related_objects(instances, generic_foreign_key_field(descriptor).name
+                                 if kind == "generic_fk" else descriptor.field.name)
+
+
+def _fetch_field_many(field: Any, instances: list[Any]) -> None:
+    # Django 6.1's DeferredAttribute.fetch_many, without in_bulk() on
+    # values_list() (new in 6.1).
+    attname = field.attname
+    to_fetch = [i for i in instances if attname not in i.__dict__ and pk_is_set(i)]
+    if not to_fetch:
+        return
+    db = to_fetch[0]._state.db
+    value_by_pk = dict(
+        field.model._base_manager.using(db)
+        .filter(pk__in=[i.pk for i in to_fetch])
+        .values_list("pk", attname)
+    )
+    for instance in to_fetch:
+        if instance.pk in value_by_pk:
+            setattr(instance, attname, value_by_pk[instance.pk])

@@ -19,9 +19,12 @@ descriptor (Django)                     what              resolves to
 
 A value that can be read without a query (a loaded field, a cached or
 ``select_related`` relation, a null foreign key, a prefetched relation) is read
-when awaited, in the event loop's thread.  Anything else is the synchronous
+when awaited, in the event loop's thread (as is a multi-valued relation's
+list that a peer's batch left for it).  Anything else is the synchronous
 access itself run by :func:`dualcall.executor.run_sync`, so the result is
-cached on the instance exactly as a sync access caches it.  Other names raise
+cached on the instance exactly as a sync access caches it; before it, in the
+same worker call, the relation or field is loaded for the instance's peers
+in one query (:mod:`dualcall.peers`, setting ``DUALCALL_AWAIT_PEERS``).  Other names raise
 ``AttributeError`` at attribute access; ``instance.a`` never queries.
 """
 
@@ -35,6 +38,7 @@ from typing import Any
 
 from django.core.exceptions import SynchronousOnlyOperation
 
+from . import peers
 from .awaitables import DualAwaitable, Where, where
 from .compat import generic_foreign_key_accessor, generic_foreign_key_field, pk_is_set
 from .executor import run_sync
@@ -46,9 +50,10 @@ DEFAULT_NAMESPACE = "a"
 
 _MISSING = object()
 
-# (ready, read): *ready(descriptor, instance)* says whether *read(instance,
-# name)* can run in the event loop's thread without a query.
-_Kind = tuple[Callable[[Any, Any], bool], Callable[[Any, str], Any]]
+# (ready, read, kind): *ready(descriptor, instance)* says whether
+# *read(instance, name)* can run in the event loop's thread without a query;
+# *kind* says how peers load it (see dualcall.peers.load).
+_Kind = tuple[Callable[[Any, Any], bool], Callable[[Any, str], Any], str]
 
 
 def namespace_name() -> str:
@@ -68,8 +73,8 @@ class Namespace:
 
     def __getattr__(self, name: str) -> Coroutine[Any, Any, Any]:
         instance = self._instance
-        descriptor, (ready, read) = _resolve(type(instance), name)  # type: ignore[arg-type]  # classes hash
-        return _awaitable(instance, name, descriptor, ready, read, where(sys._getframe(1)))
+        descriptor, kind = _resolve(type(instance), name)  # type: ignore[arg-type]  # classes hash
+        return _awaitable(instance, name, descriptor, kind, where(sys._getframe(1)))
 
     def __dir__(self) -> list[str]:
         return sorted(_known_names(type(self._instance)))
@@ -144,16 +149,17 @@ def _awaitable(
     instance: Any,
     name: str,
     descriptor: Any,
-    ready: Callable[[Any, Any], bool],
-    read: Callable[[Any, str], Any],
+    kind: _Kind,
     at: Where,
 ) -> Coroutine[Any, Any, Any]:
     qualname = f"{type(instance).__name__}.{_installed_name}.{name}"
+    ready, read, _ = kind
 
     if not ready(descriptor, instance):
         # Not loaded: the sync access itself, off the loop (one coroutine,
-        # as sync_to_async(lambda: instance.x)() would make).
-        return run_sync(read, (instance, name), {}, qualname, at)
+        # as sync_to_async(lambda: instance.x)() would make), after loading
+        # it for the instance's peers (dualcall.peers).
+        return run_sync(_load, (instance, name, descriptor, kind), {}, qualname, at)
 
     async def resolve() -> Any:
         try:
@@ -208,11 +214,22 @@ def _known_names(model: type) -> set[str]:
 # -- ready / read, per kind ---------------------------------------------------
 
 
+def _load(instance: Any, name: str, descriptor: Any, kind: _Kind) -> Any:
+    """Worker thread: load *name* for the instance's peers too, then read it."""
+    ready, read, how = kind
+    peers.load(instance, name, descriptor, how, ready)
+    return read(instance, name)
+
+
 def _read(instance: Any, name: str) -> Any:
     return getattr(instance, name)
 
 
 def _read_many(instance: Any, name: str) -> list[Any]:
+    # A peer's batch left its list aside for this await (dualcall.peers).
+    values = peers.take_pending(instance, name)
+    if values is not None:
+        return values
     return list(getattr(instance, name).all())
 
 
@@ -246,7 +263,20 @@ def _prefetch_cache_name(descriptor: Any) -> str:
 
 def _many_ready(descriptor: Any, instance: Any) -> bool:
     cache = getattr(instance, "_prefetched_objects_cache", None)
-    return cache is not None and _prefetch_cache_name(descriptor) in cache
+    name = _prefetch_cache_name(descriptor)
+    if cache is not None and name in cache:
+        return True
+    return peers.has_pending(instance, _accessor_name(descriptor))
+
+
+def _accessor_name(descriptor: Any) -> str:
+    """The attribute name of a multi-valued relation on its model (``choice_set``)."""
+    rel = descriptor.rel
+    if getattr(descriptor, "reverse", None) is not None:  # ManyToManyDescriptor
+        return str(rel.get_accessor_name() if descriptor.reverse else rel.field.name)
+    if not rel.field.concrete:  # GenericRelation
+        return str(rel.field.name)
+    return str(rel.get_accessor_name())
 
 
 def _generic_fk_ready(descriptor: Any, instance: Any) -> bool:
@@ -271,12 +301,12 @@ def _kinds() -> list[tuple[type, _Kind]]:
     from django.db.models.query_utils import DeferredAttribute
 
     kinds: list[tuple[type, _Kind]] = [
-        (DeferredAttribute, (_field_ready, _read)),
-        (ForwardManyToOneDescriptor, (_forward_ready, _read)),
-        (ReverseOneToOneDescriptor, (_reverse_one_ready, _read)),
-        (ReverseManyToOneDescriptor, (_many_ready, _read_many)),
+        (DeferredAttribute, (_field_ready, _read, "field")),
+        (ForwardManyToOneDescriptor, (_forward_ready, _read, "forward")),
+        (ReverseOneToOneDescriptor, (_reverse_one_ready, _read, "reverse_one")),
+        (ReverseManyToOneDescriptor, (_many_ready, _read_many, "many")),
     ]
     if apps.is_installed("django.contrib.contenttypes"):
         # The GenericForeignKey field itself, or (6.1) its descriptor.
-        kinds.append((generic_foreign_key_accessor(), (_generic_fk_ready, _read)))
+        kinds.append((generic_foreign_key_accessor(), (_generic_fk_ready, _read, "generic_fk")))
     return kinds

@@ -33,6 +33,8 @@ Additions and replacements:
   :mod:`dualcall.transaction`).
 * ``Model.a`` (the ``DUALCALL_NAMESPACE`` setting): the ``.a`` namespace
   (see :mod:`dualcall.namespace`).
+* ``ModelIterable.__iter__`` and (6.1) ``QuerySet.fetch_mode``: peers for
+  ``.a`` (see :mod:`dualcall.peers`).
 * The sync-access guards (:func:`guards`; see :mod:`dualcall.guards`): each
   listed method, and ``_apply_rel_filters`` of every related manager class
   (a rule of :func:`class_rules`, like the dual methods).
@@ -117,6 +119,7 @@ def class_rules() -> list[tuple[type, Rule]]:
 
     from .guards import related_manager_guards
     from .patching import dual_methods
+    from .peers import related_manager_writes
 
     rules: list[tuple[type, Rule]] = [
         (root, functools.partial(dual_methods, root=root, names=names))
@@ -124,6 +127,7 @@ def class_rules() -> list[tuple[type, Rule]]:
     ]
     # Related managers are classes Django builds per relation.
     rules.append((BaseManager, related_manager_guards))
+    rules.append((BaseManager, related_manager_writes))
     return rules
 
 
@@ -151,6 +155,26 @@ def additions() -> Iterator[tuple[object, str, Any]]:
 
     yield from guard_additions()
     yield namespace_addition()
+    # Peers for .a (issue 14): the instances of one evaluation know each other.
+    yield from peer_additions()
+
+
+def peer_additions() -> Iterator[tuple[object, str, Any]]:
+    """Yield the changes that track peers (see :mod:`dualcall.peers`).
+
+    ``ModelIterable.__iter__`` records each evaluation's instances; where
+    querysets have ``fetch_mode()`` (Django 6.1), it remembers that the user
+    chose the mode, which then stands.
+    """
+    from django.db.models import QuerySet
+    from django.db.models.query import ModelIterable
+
+    from .peers import marked_fetch_mode, tracked_iter
+
+    yield ModelIterable, "__iter__", tracked_iter(vars(ModelIterable)["__iter__"])
+    fetch_mode = vars(QuerySet).get("fetch_mode")
+    if fetch_mode is not None:
+        yield QuerySet, "fetch_mode", marked_fetch_mode(fetch_mode)
 
 
 def guards() -> Iterator[tuple[type, str, Callable[[Any], Any]]]:
