@@ -537,7 +537,9 @@ async def test_sibling_plain_write_waits_for_a_nested_block_of_another_task():
 async def test_sync_atomic_in_a_coroutine_inside_a_block_is_refused(savepoint):
     async with dualcall.atomic():
         await Question.objects.create(question_text="outer")
-        with pytest.raises(SynchronousOnlyOperation, match="use async with dualcall.atomic"):
-            with transaction.atomic(savepoint=savepoint):
-                pass
+        refused = pytest.raises(
+            SynchronousOnlyOperation, match=re.escape("use async with dualcall.atomic")
+        )
+        with refused, transaction.atomic(savepoint=savepoint):
+            pass
     assert await atitles() == ["outer"]
