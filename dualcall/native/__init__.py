@@ -99,7 +99,9 @@ def _check(aliases: list[str]) -> None:
 
 def _settings_changed(*, setting: str, **kwargs: Any) -> None:
     global _enabled
-    if setting in ("DUALCALL_NATIVE", "DATABASES", "TIME_ZONE", "USE_TZ"):
+    if setting == "DUALCALL_NATIVE":
+        _enabled = None
+    elif setting in ("DATABASES", "TIME_ZONE", "USE_TZ", "DUALCALL_NATIVE_POOL"):
         _enabled = None
         from .pool import reset_compile_connections
 

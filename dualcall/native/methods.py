@@ -28,6 +28,9 @@ READS = frozenset(
 EVALUATING = frozenset({"get", "first", "last", "earliest", "latest", "in_bulk", "__await__"})
 WRITES = frozenset({"update", "delete"})
 
+#: Why the last native call fell back to the thread path (for tests and debugging).
+last_fallback: BaseException | None = None
+
 _originals: dict[str, Any] | None = None
 _iterables: frozenset[type] | None = None
 _proxy_code: Any = None
@@ -177,7 +180,9 @@ async def _run(
         if name == "delete":
             return await _delete(conn, alias, queryset, func, args, kwargs)
         return await replayed(conn, alias, lambda: func(*args, **kwargs))
-    except Fallback:
+    except Fallback as exc:
+        global last_fallback
+        last_fallback = exc
         return await _thread(func, args, kwargs)
 
 

@@ -8,11 +8,15 @@ Django's psycopg adapters with the connection time zone, ``prepare_threshold``,
 (``TimeZone``, ``OPTIONS["assume_role"]``, ``OPTIONS["isolation_level"]``) and
 left in autocommit mode.
 
-Lifetime: a pool belongs to one event loop.  It is closed when the loop shuts
-down its async generators (``asyncio.run()``, asgiref's ``async_to_sync``,
-pytest-asyncio and uvicorn all do, before closing the loop), and
-:func:`close_pools` closes the pools of the running loop (ASGI lifespan
-shutdown).  Nothing here ever connects through Django's sync machinery: the
+Lifetime: a pool belongs to one event loop.  With its first pool, a loop gets
+a guardian task that waits forever; when the loop's runner cancels the tasks
+left at the end (``asyncio.run()``, ``asyncio.Runner``, asgiref's
+``async_to_sync``, pytest-asyncio and uvicorn all do, before closing the
+loop), the guardian closes the loop's pools (which also stops the pool's own
+worker tasks: psycopg_pool's workers survive a cancellation that arrives
+while they open a connection, and would hang that shutdown).
+:func:`close_pools` closes the pools of the running loop at once (ASGI
+lifespan shutdown; a loop closed by hand without cancelling its tasks).  Nothing here ever connects through Django's sync machinery: the
 server version a compiler may need is read from the pool's first connection
 and given to the wrapper used for compiling (:func:`compile_connection`).
 
@@ -25,9 +29,9 @@ call waits for a free connection before :class:`NativePoolTimeout`),
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 import weakref
-from collections.abc import AsyncIterator
 from typing import Any
 
 from django.conf import settings
@@ -45,7 +49,11 @@ __all__ = [
 
 #: Defaults of ``DUALCALL_NATIVE_POOL``: sized for one ASGI server process.
 DEFAULT_POOL: dict[str, Any] = {
-    "min_size": 1,
+    # None: as many as max_size, all opened with the pool.  A smaller
+    # min_size makes psycopg_pool grow the pool in background tasks; one
+    # still connecting when the loop shuts down is left to the garbage
+    # collector (its session lingers until then).
+    "min_size": None,
     "max_size": 10,
     "timeout": 10.0,
     "max_idle": 600.0,
@@ -103,10 +111,16 @@ def server_version_known(alias: str) -> bool:
     return alias in _server_versions
 
 
+# Bumped when database settings change: pools made before are replaced.
+_generation = 0
+
+
 def reset_compile_connections() -> None:
-    """Forget the compile wrappers (settings changed)."""
+    """Forget the compile wrappers and retire existing pools (settings changed)."""
+    global _generation
     _compile_connections.clear()
     _server_versions.clear()
+    _generation += 1
 
 
 # -- pools ---------------------------------------------------------------------
@@ -117,13 +131,46 @@ class _LoopPools:
 
     def __init__(self) -> None:
         self.pools: dict[str, Any] = {}
+        self.generation = _generation
         self.creating: dict[str, asyncio.Future[Any]] = {}
-        self.keeper: AsyncIterator[None] | None = None
+        self.guardian: asyncio.Task[None] | None = None
 
     async def close(self) -> None:
         pools, self.pools = self.pools, {}
         for pool in pools.values():
-            await pool.close()
+            await _close_pool(pool)
+        if pools:
+            # A connection attempt cancelled half-way (psycopg_pool grows the
+            # pool in worker tasks, cancelled at loop shutdown) leaves its
+            # libpq connection in a reference cycle with the traceback: the
+            # cycle collector finishes it now rather than at some later time.
+            gc.collect()
+
+
+async def _close_pool(pool: Any) -> None:
+    """Close *pool* and every idle connection, even while the loop cancels its tasks.
+
+    At loop shutdown the pool's worker tasks are cancelled together with
+    the guardian, and ``AsyncConnectionPool.close()`` then stops with
+    ``CancelledError`` before it closes the idle connections: those are
+    taken first (the pool's deque, looked up by feature) and closed here.
+    """
+    idle = list(getattr(pool, "_pool", ()))
+    workers = list(getattr(pool, "_workers", ()))
+    try:
+        await pool.close(timeout=1.0)
+    except asyncio.CancelledError:
+        pass
+    # A worker that swallowed the cancellation may still be connecting:
+    # wait for each (bounded), so that what it made is closed below.
+    pending = [w for w in workers if isinstance(w, asyncio.Future) and not w.done()]
+    if pending:
+        await asyncio.wait(pending, timeout=2.0)
+    # Plus every connection the pool ever configured: one that a worker was
+    # still adding when it was cancelled is in no list of the pool's.
+    for conn in [*idle, *getattr(pool, "dualcall_connections", ())]:
+        if not conn.closed:
+            await conn.close()
 
 
 _loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopPools] = (
@@ -131,10 +178,10 @@ _loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopPools] = (
 )
 
 
-async def _keeper(state: _LoopPools) -> AsyncIterator[None]:
-    """An async generator kept suspended: the loop's ``shutdown_asyncgens()`` closes the pools."""
+async def _guard(state: _LoopPools) -> None:
+    """Wait until cancelled (the loop is shutting down), then close the loop's pools."""
     try:
-        yield
+        await asyncio.get_running_loop().create_future()
     finally:
         await state.close()
 
@@ -152,13 +199,14 @@ def _connection_kwargs(alias: str) -> tuple[dict[str, Any], Any]:
     return params, wrapper
 
 
-def _configure(wrapper: Any) -> Any:
+def _configure(wrapper: Any, made: weakref.WeakSet[Any]) -> Any:
     options = wrapper.settings_dict["OPTIONS"]
     isolation_level = options.get("isolation_level")
     role = options.get("assume_role")
     timezone_name = wrapper.timezone_name
 
     async def configure(conn: Any) -> None:
+        made.add(conn)
         if isolation_level is not None:
             import psycopg
 
@@ -174,27 +222,53 @@ def _configure(wrapper: Any) -> Any:
     return configure
 
 
+def _tracking_class(made: weakref.WeakSet[Any]) -> Any:
+    """An ``AsyncConnection`` subclass that records every connection it makes in *made*."""
+    import psycopg
+
+    class Connection(psycopg.AsyncConnection):  # type: ignore[type-arg]
+        @classmethod
+        async def connect(cls, *args: Any, **kwargs: Any) -> Any:
+            conn = await super().connect(*args, **kwargs)
+            made.add(conn)
+            return conn
+
+    return Connection
+
+
 async def _create_pool(alias: str, state: _LoopPools) -> Any:
     from psycopg_pool import AsyncConnectionPool
 
     options = pool_options(alias)
     kwargs, wrapper = _connection_kwargs(alias)
+    made: weakref.WeakSet[Any] = weakref.WeakSet()
+    max_size = options["max_size"]
+    min_size = max_size if options["min_size"] is None else min(options["min_size"], max_size)
     pool = AsyncConnectionPool(
+        connection_class=_tracking_class(made),
         kwargs=kwargs,
-        min_size=options["min_size"],
-        max_size=max(options["max_size"], options["min_size"]),
+        min_size=min_size,
+        max_size=max_size,
         timeout=options["timeout"],
         max_idle=options["max_idle"],
         max_lifetime=options["max_lifetime"],
         max_waiting=options["max_waiting"],
-        configure=_configure(wrapper),
+        configure=_configure(wrapper, made),
         name=f"dualcall-native-{alias}",
         open=False,
     )
-    await pool.open(wait=False)
-    if state.keeper is None:
-        state.keeper = _keeper(state)
-        await state.keeper.__anext__()
+    pool.dualcall_connections = made
+    try:
+        # Every min_size connection is made now: none is left half-made by
+        # a shutdown that cancels the pool's workers.
+        await pool.open(wait=True, timeout=options["timeout"])
+    except BaseException:
+        await _close_pool(pool)
+        raise
+    if state.guardian is None:
+        state.guardian = asyncio.get_running_loop().create_task(
+            _guard(state), name="dualcall-native-pools"
+        )
     if alias not in _server_versions:
         try:
             async with pool.connection(timeout=options["timeout"]) as conn:
@@ -212,6 +286,12 @@ async def get_pool(alias: str) -> Any:
     state = _loops.get(loop)
     if state is None:
         state = _loops[loop] = _LoopPools()
+    if state.generation != _generation:
+        # Settings changed (a test's override_settings): new pools, the old closed.
+        old, state.pools = state.pools, {}
+        state.generation = _generation
+        for stale in old.values():
+            await stale.close()
     pool = state.pools.get(alias)
     if pool is not None:
         return pool

@@ -130,6 +130,7 @@ async def execute(alias: str, sql: str, params: Any, kind: str, retry: bool) -> 
     attempts = 2 if retry else 1
     for attempt in range(attempts):
         start = pools.now() if logged else 0.0
+        broken = False
         try:
             async with pool.connection() as aconn:
                 try:
@@ -147,8 +148,15 @@ async def execute(alias: str, sql: str, params: Any, kind: str, retry: bool) -> 
                             return result
                 except Exception as exc:
                     if attempt + 1 < attempts and aconn.broken and _is_disconnect(exc):
-                        continue
-                    raise
+                        broken = True
+                    else:
+                        raise
+            if broken:
+                # The server went away (restart, killed backends): the other
+                # idle connections are likely dead too.  Check them all once,
+                # then retry on a good or a new connection.
+                await pool.check()
+                continue
         except PoolTimeout as exc:
             raise pools.timeout_error(alias, exc) from exc
         except psycopg.OperationalError:
