@@ -230,6 +230,23 @@ async def test_time_zones(native, rows, settings, use_tz):
     # The thread path's worker thread keeps its own connection object, which
     # Django's setting_changed receiver (run in this thread) does not reach.
     await sync_to_async(update_connections_time_zone)(setting="TIME_ZONE", value="Asia/Kathmandu")
+    try:
+        await _compare_time_zones()
+    finally:
+        # ...nor the restore after the test: forget what it cached.
+        await sync_to_async(_forget_time_zone)()
+
+
+def _forget_time_zone():
+    from django.db import connections
+
+    for conn in connections.all(initialized_only=True):
+        conn.close()
+        for name in ("timezone", "timezone_name"):
+            conn.__dict__.pop(name, None)
+
+
+async def _compare_time_zones():
     for make in [
         C(NativeItem.objects.order_by("number").values_list("created", "day", flat=False)),
         C(NativeItem.objects.filter(created__hour=14).order_by("number")),

@@ -92,6 +92,14 @@ def test_loop_thread_in_atomic_block_takes_the_thread_path(native):
             return native_run.statements - before
 
         assert asyncio.run(read()) == 0
+    # The thread path ran in asgiref's worker thread: close its connection.
+    asyncio.run(sync_to_async(_close_this_threads_connection)())
+
+
+def _close_this_threads_connection():
+    from django.db import connections
+
+    connections["default"].close()
 
 
 @pytest.mark.django_db(transaction=True)
