@@ -15,7 +15,15 @@ from asgiref.sync import sync_to_async
 
 from ..awaitables import at_caller
 from . import thread_path_required
-from .run import Fallback, capture, compile_sql, execute, replayed, task_connection
+from .run import (
+    Fallback,
+    capture,
+    compile_sql,
+    execute,
+    materialize,
+    replayed,
+    task_connection,
+)
 
 __all__ = ["plan_call"]
 
@@ -179,6 +187,10 @@ async def _run(
             return rows
         if name == "delete":
             return await _delete(conn, alias, queryset, func, args, kwargs)
+        if name == "get":
+            return await _get(alias, queryset, args, kwargs)
+        if name in ("first", "last") and not args and not kwargs:
+            return await _first_or_last(alias, queryset, name)
         return await replayed(conn, alias, lambda: func(*args, **kwargs))
     except Fallback as exc:
         global last_fallback
@@ -237,3 +249,47 @@ async def _delete(
     queryset._result_cache = None
     label = queryset.model._meta.label
     return count, ({label: count} if count else {})
+
+
+# get(), first() and last() are the hottest reads: built here as Django builds
+# them (query.py; the same in Django 4.2 to 6.1), so that the filter is built
+# and compiled once.  Every other read runs Django's own method twice
+# (run.replayed).
+
+
+async def _get(alias: str, queryset: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    from django.db.models.query import MAX_GET_RESULTS
+
+    clone = queryset.filter(*args, **kwargs)
+    if queryset.query.can_filter() and not queryset.query.distinct_fields:
+        clone = clone.order_by()
+    clone.query.set_limits(high=MAX_GET_RESULTS)
+    rows = await materialize(clone, alias)
+    num = len(rows)
+    model = queryset.model
+    if num == 1:
+        return rows[0]
+    if not num:
+        raise model.DoesNotExist("%s matching query does not exist." % model._meta.object_name)
+    raise model.MultipleObjectsReturned(
+        "get() returned more than one %s -- it returned %s!"
+        % (
+            model._meta.object_name,
+            num if num < MAX_GET_RESULTS else "more than %s" % (MAX_GET_RESULTS - 1),
+        )
+    )
+
+
+async def _first_or_last(alias: str, queryset: Any, name: str) -> Any:
+    if queryset.ordered:
+        ordered = queryset if name == "first" else queryset.reverse()
+    else:
+        check = getattr(queryset, "_check_ordering_first_last_queryset_aggregation", None)
+        if check is not None:
+            check(method=name)
+        ordered = queryset.order_by("pk" if name == "first" else "-pk")
+    sliced = ordered[:1]
+    if isinstance(sliced, list):  # an evaluated queryset slices its cache
+        return sliced[0] if sliced else None
+    rows = await materialize(sliced, alias)
+    return rows[0] if rows else None

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import threading
 import time
 import weakref
 from typing import Any
@@ -89,6 +90,23 @@ def pool_options(alias: str) -> dict[str, Any]:
 # compile queries for every loop.  (``connections[alias]`` in a coroutine is
 # task-local: one new wrapper per task would cost more than the query.)
 _compile_connections: dict[str, Any] = {}
+# Per thread: alias -> a never-connected wrapper that tasks of this thread's
+# loop share as their ``connections[alias]`` (see run.task_connection).
+_thread_wrappers = threading.local()
+
+
+def thread_wrapper(alias: str) -> Any:
+    """This thread's shared, never-connected ``DatabaseWrapper`` for *alias*."""
+    wrappers: dict[str, Any] | None = getattr(_thread_wrappers, "wrappers", None)
+    if wrappers is None or getattr(_thread_wrappers, "generation", None) != _generation:
+        wrappers = _thread_wrappers.wrappers = {}
+        _thread_wrappers.generation = _generation
+    wrapper = wrappers.get(alias)
+    if wrapper is None or wrapper.settings_dict is not connections.settings[alias]:
+        wrapper = wrappers[alias] = connections.create_connection(alias)
+    return wrapper
+
+
 # alias -> server version, read from a pool connection.
 _server_versions: dict[str, int] = {}
 

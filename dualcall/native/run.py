@@ -66,8 +66,19 @@ def _capturing_class(cls: type) -> type:
 
 
 def task_connection(alias: str) -> Any:
-    """The task's ``connections[alias]``, told the server version so it never connects to ask."""
-    conn = connections[alias]
+    """The task's ``connections[alias]``, told the server version so it never connects to ask.
+
+    In a coroutine, Django's ``connections`` are local to the task: a task
+    that has none yet (each task of a ``gather``) would build a new
+    ``DatabaseWrapper`` on first use, which costs more than a query.  Such a
+    task is given this thread's shared one (never connected: sync database
+    access from a coroutine raises ``SynchronousOnlyOperation`` either way).
+    """
+    local = connections._connections
+    conn = getattr(local, alias, None)
+    if conn is None:
+        conn = pools.thread_wrapper(alias)
+        setattr(local, alias, conn)
     if "pg_version" not in conn.__dict__:
         conn.__dict__["pg_version"] = pools._server_versions[alias]
     return conn
