@@ -6,13 +6,13 @@ import decimal
 import uuid
 
 import pytest
+from django.core.exceptions import SynchronousOnlyOperation
 from django.db import connection
 from django.test import override_settings
 
-from django.core.exceptions import SynchronousOnlyOperation
-
 from dualcall.exceptions import UnprefetchedRelatedModelAccessError
-from dualcall.native import methods, run as native_run
+from dualcall.native import methods
+from dualcall.native import run as native_run
 from tests.testapp.models import NativeGroup, NativeItem
 
 pytestmark = [
@@ -34,7 +34,7 @@ def native(settings):
 def rows(db):
     g1 = NativeGroup.objects.create(name="one", rank=1)
     g2 = NativeGroup.objects.create(name="two", rank=2)
-    base = datetime.datetime(2026, 3, 1, 12, 30, tzinfo=datetime.timezone.utc)
+    base = datetime.datetime(2026, 3, 1, 12, 30, tzinfo=datetime.UTC)
     for i in range(6):
         NativeItem.objects.create(
             group=g1 if i % 2 else g2,
@@ -181,7 +181,7 @@ async def test_explain(native, rows):
 
 
 async def test_update_and_delete(native, rows):
-    g1, g2 = rows
+    g1, _g2 = rows
     before = native_run.statements
     assert await NativeItem.objects.filter(number__lt=3).update(text="updated") == 3
     assert await NativeItem.objects.filter(number=99).update(text="none") == 0
@@ -273,7 +273,7 @@ async def test_read_your_writes_across_paths(native, rows):
     # create() runs save() on the thread path, in autocommit: committed at once.
     before = native_run.statements
     await NativeItem.objects.create(
-        name="new", number=50, price=1, created=datetime.datetime.now(datetime.timezone.utc)
+        name="new", number=50, price=1, created=datetime.datetime.now(datetime.UTC)
     )
     assert native_run.statements == before
     assert await NativeItem.objects.filter(number=50).count() == 1
@@ -319,8 +319,11 @@ def _backends(expected=None):
 
     deadline = time.monotonic() + 3
     while True:
-        pids = {row[0] for row in _admin("SELECT pid, state, query, backend_start FROM pg_stat_activity "
-                                          "WHERE datname = current_database() AND pid <> pg_backend_pid()")}
+        rows = _admin(
+            "SELECT pid FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        pids = {row[0] for row in rows}
         if expected is None or pids == expected or time.monotonic() > deadline:
             return pids
         time.sleep(0.05)
@@ -343,7 +346,9 @@ def test_pool_closed_with_its_loop(native, rows, settings):
     before = _backends()
 
     async def work():
-        counts = await asyncio.gather(*[NativeItem.objects.filter(number=i).count() for i in range(12)])
+        counts = await asyncio.gather(
+            *[NativeItem.objects.filter(number=i).count() for i in range(12)]
+        )
         assert counts == [1] * 6 + [0] * 6
         pool = loop_pools()["default"]
         return pool.get_stats()["pool_size"]

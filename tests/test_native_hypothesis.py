@@ -11,9 +11,12 @@ from django.db import connection, connections
 from django.db.models import Avg, Count, F, Max, Min, Q, Sum, Value
 from django.db.models.functions import Coalesce, Concat, Lower
 from django.test import override_settings
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
-from dualcall.native import methods as native_methods, run as native_run
+from dualcall.native import methods as native_methods
+from dualcall.native import run as native_run
 from tests.test_native import outcome
 from tests.testapp.models import NativeGroup, NativeItem
 
@@ -94,7 +97,7 @@ def arguments(method):
 @pytest.fixture
 def dataset(db):
     groups = [NativeGroup.objects.create(name=f"g{i}", rank=i) for i in range(3)]
-    base = datetime.datetime(2026, 3, 1, 12, 30, tzinfo=datetime.timezone.utc)
+    base = datetime.datetime(2026, 3, 1, 12, 30, tzinfo=datetime.UTC)
     for i in range(12):
         NativeItem.objects.create(
             group=groups[i % 3] if i % 4 else None,
@@ -136,7 +139,7 @@ def test_native_equals_thread_path(dataset, settings):
         def check(conds, ordering, shape, method, sliced):
             qs = build(conds, ordering, shape, sliced)
             if method == "get":
-                qs = qs.filter(number=conds and 3 or 4) if sliced is None else qs
+                qs = qs.filter(number=(conds and 3) or 4) if sliced is None else qs
             if method == "in_bulk" and (shape != "models" or sliced is not None):
                 method = "await"
             name = None if method == "await" else method
@@ -151,7 +154,8 @@ def test_native_equals_thread_path(dataset, settings):
                 return native, thread, statements
 
             native, thread, statements = runner.run(compare())
-            assert native == thread, (shape, method, sliced, str(qs.query) if native[0] == "ok" else native)
+            described = str(qs.query) if native[0] == "ok" else native
+            assert native == thread, (shape, method, sliced, described)
             assert statements <= 1, native_methods.last_fallback
             ran["native"] += statements
             ran["examples"] += 1

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.skipif(
     reason="the native path runs on PostgreSQL only (DUALCALL_TEST_DB=postgres)",
 )
 
-NOW = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+NOW = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
 
 
 def make(number):

@@ -97,7 +97,7 @@ def _queryset_of(func: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, 
     function = getattr(func, "__func__", None)
     owner = getattr(func, "__self__", None)
     name = getattr(function, "__name__", None)
-    if function is None or name not in READS and name not in WRITES:
+    if function is None or (name not in READS and name not in WRITES):
         return None
     if _originals is None:
         _setup()
@@ -122,7 +122,7 @@ def _alias(queryset: Any, name: str) -> str:
     if name in WRITES:
         from django.db import router
 
-        return queryset._db or router.db_for_write(queryset.model, **queryset._hints)
+        return str(queryset._db or router.db_for_write(queryset.model, **queryset._hints))
     return str(queryset.db)
 
 
@@ -270,10 +270,9 @@ async def _get(alias: str, queryset: Any, args: tuple[Any, ...], kwargs: dict[st
     if num == 1:
         return rows[0]
     if not num:
-        raise model.DoesNotExist("%s matching query does not exist." % model._meta.object_name)
+        raise model.DoesNotExist(f"{model._meta.object_name} matching query does not exist.")
     raise model.MultipleObjectsReturned(
-        "get() returned more than one %s -- it returned %s!"
-        % (
+        "get() returned more than one {} -- it returned {}!".format(
             model._meta.object_name,
             num if num < MAX_GET_RESULTS else "more than %s" % (MAX_GET_RESULTS - 1),
         )

@@ -16,9 +16,12 @@ loop), the guardian closes the loop's pools (which also stops the pool's own
 worker tasks: psycopg_pool's workers survive a cancellation that arrives
 while they open a connection, and would hang that shutdown).
 :func:`close_pools` closes the pools of the running loop at once (ASGI
-lifespan shutdown; a loop closed by hand without cancelling its tasks).  Nothing here ever connects through Django's sync machinery: the
-server version a compiler may need is read from the pool's first connection
-and given to the wrapper used for compiling (:func:`compile_connection`).
+lifespan shutdown; a loop closed by hand without cancelling its tasks).
+
+Nothing here ever connects through Django's sync machinery: the server
+version a compiler may need is read from the pool's first connection and
+given to the wrappers used for compiling (:func:`compile_connection`,
+:func:`thread_wrapper`).
 
 The companion setting ``DUALCALL_NATIVE_POOL`` (a dict, or a dict of dicts
 keyed by alias) sets ``min_size``, ``max_size``, ``timeout`` (seconds a
@@ -29,6 +32,7 @@ call waits for a free connection before :class:`NativePoolTimeout`),
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import threading
 import time
@@ -63,7 +67,7 @@ DEFAULT_POOL: dict[str, Any] = {
 }
 
 
-class NativePoolTimeout(OperationalError):
+class NativePoolTimeout(OperationalError):  # type: ignore[misc]
     """No connection of the native pool became free within ``timeout`` seconds."""
 
 
@@ -175,10 +179,8 @@ async def _close_pool(pool: Any) -> None:
     """
     idle = list(getattr(pool, "_pool", ()))
     workers = list(getattr(pool, "_workers", ()))
-    try:
+    with contextlib.suppress(asyncio.CancelledError):
         await pool.close(timeout=1.0)
-    except asyncio.CancelledError:
-        pass
     # A worker that swallowed the cancellation may still be connecting:
     # wait for each (bounded), so that what it made is closed below.
     pending = [w for w in workers if isinstance(w, asyncio.Future) and not w.done()]
@@ -212,7 +214,9 @@ def _connection_kwargs(alias: str) -> tuple[dict[str, Any], Any]:
     params = dict(wrapper.get_connection_params())
     params.pop("cursor_factory", None)
     server_side_binding = wrapper.settings_dict["OPTIONS"].get("server_side_binding") is True
-    params["cursor_factory"] = psycopg.AsyncCursor if server_side_binding else psycopg.AsyncClientCursor
+    params["cursor_factory"] = (
+        psycopg.AsyncCursor if server_side_binding else psycopg.AsyncClientCursor
+    )
     params["autocommit"] = True
     return params, wrapper
 
@@ -244,7 +248,7 @@ def _tracking_class(made: weakref.WeakSet[Any]) -> Any:
     """An ``AsyncConnection`` subclass that records every connection it makes in *made*."""
     import psycopg
 
-    class Connection(psycopg.AsyncConnection):  # type: ignore[type-arg]
+    class Connection(psycopg.AsyncConnection):
         @classmethod
         async def connect(cls, *args: Any, **kwargs: Any) -> Any:
             conn = await super().connect(*args, **kwargs)
@@ -275,7 +279,7 @@ async def _create_pool(alias: str, state: _LoopPools) -> Any:
         name=f"dualcall-native-{alias}",
         open=False,
     )
-    pool.dualcall_connections = made
+    pool.dualcall_connections = made  # type: ignore[attr-defined]
     try:
         # Every min_size connection is made now: none is left half-made by
         # a shutdown that cancels the pool's workers.

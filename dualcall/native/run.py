@@ -270,7 +270,7 @@ def aggregate_tail(compiler: Any, row: Any) -> dict[str, Any]:
         if has_composite is not None and has_composite(columns):
             rows = compiler.composite_fields_to_tuples(rows, columns)
         values = next(iter(rows))
-    return dict(zip(query.annotation_select, values))
+    return dict(zip(query.annotation_select, values, strict=False))
 
 
 __all__ += ["CURSOR", "SINGLE", "compile_sql", "rowcount", "single"]
@@ -314,7 +314,7 @@ async def replayed(conn: Any, alias: str, call: Callable[[], Any]) -> Any:
 
     compiler.execute_sql = replay_execute_sql
     ops = conn.ops
-    handed = []
+    handed: list[bool] = []
 
     def compiler_factory(name: str) -> Any:
         def make(*args: Any, **kwargs: Any) -> Any:
