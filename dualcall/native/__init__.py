@@ -130,7 +130,11 @@ def thread_path_required(alias: str) -> bool:
         return True  # thread-sensitive calls go to a sync thread we cannot inspect
     if _loop_thread_in_atomic_block(alias):
         return True  # the loop thread's sync connection: a test transaction
-    conn = connections[alias]
+    # The task's own connection object, if it has one (not created here: in a
+    # coroutine that would build a DatabaseWrapper per task).
+    conn = getattr(connections._connections, alias, None)
+    if conn is None:
+        return False
     return bool(conn.in_atomic_block or (conn.connection is not None and not conn.autocommit))
 
 
