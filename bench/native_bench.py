@@ -115,7 +115,7 @@ def _gather_rows(
         ("thread path", "aget", None),
         ("native", "raw pool", None),
     ):
-        ratios = [c / b for c, b in zip(times[candidate], times[baseline])]
+        ratios = [c / b for c, b in zip(times[candidate], times[baseline], strict=False)]
         row = {
             "group": f"native/{alias}",
             "name": f"{label}: {candidate} vs {baseline}",
