@@ -16,13 +16,17 @@ per-round ratios B/A, against the issue's target:
   installing dualcall costs Django's own ``aget``);
 * ``.a``: ``await choice.a.question`` vs ``await sync_to_async(lambda:
   choice.question)()`` (skipped while ``dualcall.namespace`` does not exist);
-* classify: ``dualcall.context.called_from_coroutine`` in ns per call.
+* classify: ``dualcall.context.called_from_coroutine`` in ns per call;
 * peers: for 100 instances, an FK (``await choice.a.question``) and a reverse
   FK (``await question.a.choice_set``): queries and median time of the
   awaited loop with peers (``DUALCALL_AWAIT_PEERS``, the default), one by
   one (the setting off) and with ``prefetch_related()``, side by side; and
   what tracking peers costs: bytes per instance and the time of a sync
-  evaluation of 100 rows, the setting on vs off.
+  evaluation of 100 rows, the setting on vs off;
+* native (PostgreSQL only, ``bench/native_bench.py``): ``gather`` of 64 reads
+  at 5 ms and 0 ms of server latency, native vs Django ``aget`` vs the
+  thread path vs a raw psycopg pool, and awaited ``get`` vs sync ``get``
+  (``--only native`` runs just these).
 
 The database rows run on SQLite (a file in a temp dir, ``synchronous=OFF``)
 and, when ``PGHOST`` is set, on PostgreSQL too (``PGPORT`` ``PGUSER``
@@ -606,6 +610,9 @@ def main() -> int:
     parser.add_argument("--target-ms", type=float, default=5.0, help="length of one sample")
     parser.add_argument("--quick", action="store_true", help="9 rounds of 2 ms: a smoke test")
     parser.add_argument("--json", help="write the JSON here too")
+    parser.add_argument(
+        "--only", choices=["native"], help="run only these rows (native: the native PostgreSQL path)"
+    )
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.target_ms = 9, 2.0
@@ -622,10 +629,16 @@ def main() -> int:
         started = time.monotonic()
         for alias in aliases:
             scale = PG_SCALE if alias == "postgres" else 1
-            sync_rows(alias)
-            async_rows(alias)
-            peers_rows(alias)
-        classify_rows()
+            if args.only is None:
+                sync_rows(alias)
+                async_rows(alias)
+                peers_rows(alias)
+            if alias == "postgres":
+                from native_bench import native_rows
+
+                native_rows(alias, sys.modules[__name__])
+        if args.only is None:
+            classify_rows()
         elapsed = time.monotonic() - started
         from django.db import connections
 

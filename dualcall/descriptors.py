@@ -315,6 +315,10 @@ def _evaluate(queryset: Any) -> list[Any]:
     return list(queryset)
 
 
+# The native path (dualcall.native) recognizes ``await qs`` by this mark.
+_evaluate.dualcall_native = "evaluate"  # type: ignore[attr-defined]
+
+
 def queryset_await(self: Any) -> Any:
     """``await queryset``: evaluate it off the event loop and return a list.
 

@@ -6,8 +6,10 @@ loop through ``asgiref.sync.sync_to_async(thread_sensitive=True)``, so it runs
 in the same thread, on the same connection and in the same transaction as
 every other thread-sensitive call of the task.
 
-This is deliberately a single small function: a native async execution path
-(PostgreSQL) plugs in here without touching the descriptors.
+With ``DUALCALL_NATIVE`` set, :func:`dualcall.native.plan` is asked first: an
+awaited read on a listed PostgreSQL alias then runs on a psycopg async pool on
+the event loop instead, with no thread hop (see :mod:`dualcall.native`).
+Everything it declines takes the thread path, unchanged.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any, TypeVar
 from asgiref.sync import sync_to_async
 
 from .awaitables import DualAwaitable, Where, at_caller
+from .native import plan as native_plan
 from .transaction import in_async_block, turn
 
 __all__ = ["run_sync"]
@@ -39,8 +42,10 @@ def run_sync(
     the awaitable reports (:class:`~dualcall.awaitables.DualAwaitable`);
     warnings that *func* raises about its own caller name *at*.
     """
-    call = sync_to_async(at_caller(func, at), thread_sensitive=True)
-    coroutine: Any = _in_turn(call, args, kwargs) if in_async_block() else call(*args, **kwargs)
+    coroutine: Any = native_plan(func, args, kwargs, at)
+    if coroutine is None:
+        call = sync_to_async(at_caller(func, at), thread_sensitive=True)
+        coroutine = _in_turn(call, args, kwargs) if in_async_block() else call(*args, **kwargs)
     # Named too: should the garbage collector finalize it before the wrapper
     # (a cycle through a traceback), Python's own warning names the method.
     coroutine.__qualname__ = name

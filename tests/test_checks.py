@@ -4,6 +4,7 @@ The clashing models live in isolated app registries, so the project's own
 ``check`` stays silent.
 """
 
+import pytest
 from django.core import checks
 from django.db import models
 from django.test import override_settings
@@ -27,6 +28,7 @@ def w001(model, owner, name="a"):
     )
 
 
+@pytest.mark.django_db  # JSONField's model check asks SQLite whether it supports JSON
 def test_check_is_registered_and_the_project_is_clean():
     assert check_namespace_clash in checks.registry.registry.get_checks()
     messages = checks.run_checks(tags=[checks.Tags.models])

@@ -137,3 +137,32 @@ class InSchoolUser(models.Model):
         settings.AUTH_USER_MODEL, models.CASCADE, related_name="inschooluser"
     )
     type = models.CharField(max_length=20)
+
+
+# -- the native PostgreSQL path (issue 15): a model with every common type ----
+
+
+class NativeGroup(models.Model):
+    name = models.CharField(max_length=50)
+    rank = models.IntegerField(default=0)
+
+
+class NativeItem(models.Model):
+    """Rows the native-path tests compare between the native and the thread path."""
+
+    group = models.ForeignKey(NativeGroup, models.CASCADE, null=True, related_name="items")
+    name = models.CharField(max_length=100)
+    number = models.IntegerField()
+    big = models.BigIntegerField(default=0)
+    price = models.DecimalField(max_digits=12, decimal_places=3)
+    ratio = models.FloatField(null=True)
+    flag = models.BooleanField(default=False)
+    created = models.DateTimeField()
+    day = models.DateField(null=True)
+    duration = models.DurationField(null=True)
+    uid = models.UUIDField(null=True)
+    data = models.JSONField(null=True)
+    text = models.TextField(blank=True, default="")
+
+    class Meta:
+        get_latest_by = "created"

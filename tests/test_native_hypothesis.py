@@ -1,0 +1,170 @@
+"""Property: any generated queryset gives the same result natively and on the thread path."""
+
+import asyncio
+import datetime
+import decimal
+import uuid
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.db import connection, connections
+from django.db.models import Avg, Count, F, Max, Min, Q, Sum, TextField, Value
+from django.db.models.functions import Coalesce, Concat, Lower
+from django.test import override_settings
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+
+from dualcall.native import methods as native_methods
+from dualcall.native import run as native_run
+from tests.test_native import outcome
+from tests.testapp.models import NativeGroup, NativeItem
+
+pytestmark = [
+    pytest.mark.skipif(
+        connection.vendor != "postgresql",
+        reason="the native path runs on PostgreSQL only (DUALCALL_TEST_DB=postgres)",
+    ),
+    pytest.mark.django_db(transaction=True),
+]
+
+EXAMPLES = 300
+
+filters = st.one_of(
+    st.integers(-1, 12).map(lambda n: Q(number__lt=n)),
+    st.integers(-1, 12).map(lambda n: Q(number__gte=n)),
+    st.lists(st.integers(0, 12), max_size=4).map(lambda ns: Q(number__in=ns)),
+    st.booleans().map(lambda b: Q(flag=b)),
+    st.decimals(0, 12, places=3).map(lambda d: Q(price__lte=d)),
+    st.sampled_from(["item", "item1", "x", ""]).map(lambda s: Q(name__startswith=s)),
+    st.integers(0, 10).map(lambda n: Q(data__i__gte=n)),
+    st.booleans().map(lambda b: Q(ratio__isnull=b)),
+    st.booleans().map(lambda b: Q(group__isnull=b)),
+    st.integers(0, 3).map(lambda n: Q(group__rank=n)),
+    st.integers(0, 23).map(lambda h: Q(created__hour__gte=h)),
+    st.sampled_from(["a", "b"]).map(lambda t: Q(data__tags__contains=[t])),
+)
+conditions = st.lists(st.tuples(filters, st.booleans()), max_size=3)
+orderings = st.lists(
+    st.sampled_from(["number", "-number", "price", "-created", "name", "group__rank", "ratio"]),
+    max_size=2,
+)
+SHAPES = [
+    "models", "select_related", "values", "values_list", "flat", "named", "only", "defer",
+    "annotate",
+]
+METHODS = ["await", "count", "exists", "first", "last", "get", "aggregate", "latest", "in_bulk"]
+
+
+def build(conds, ordering, shape, sliced):
+    qs = NativeItem.objects.all()
+    for q, negate in conds:
+        qs = qs.exclude(q) if negate else qs.filter(q)
+    qs = qs.order_by(*ordering, "id")
+    if shape == "select_related":
+        qs = qs.select_related("group")
+    elif shape == "values":
+        qs = qs.values("id", "name", "price", "data", "created", "group__name")
+    elif shape == "values_list":
+        qs = qs.values_list("id", "uid", "duration", "day")
+    elif shape == "flat":
+        qs = qs.values_list("price", flat=True)
+    elif shape == "named":
+        qs = qs.values_list("id", "ratio", "big", named=True)
+    elif shape == "only":
+        qs = qs.only("name", "created")
+    elif shape == "defer":
+        qs = qs.defer("data", "text")
+    elif shape == "annotate":
+        qs = qs.annotate(
+            double=F("number") * 2,
+            label=Concat(Lower("name"), Value("-"), "text", output_field=TextField()),
+            safe=Coalesce("ratio", Value(0.0)),
+        )
+    if sliced is not None:
+        qs = qs[sliced[0] : sliced[0] + sliced[1]]
+    return qs
+
+
+def arguments(method):
+    if method == "aggregate":
+        return (Sum("price"), Avg("ratio"), Max("created"), Min("day")), {"n": Count("id")}
+    if method == "latest":
+        return ("number",), {}
+    return (), {}
+
+
+@pytest.fixture
+def dataset(db):
+    groups = [NativeGroup.objects.create(name=f"g{i}", rank=i) for i in range(3)]
+    base = datetime.datetime(2026, 3, 1, 12, 30, tzinfo=datetime.UTC)
+    for i in range(12):
+        NativeItem.objects.create(
+            group=groups[i % 3] if i % 4 else None,
+            name=f"item{i}",
+            number=i,
+            big=2**40 + i,
+            price=decimal.Decimal(i) / 7,
+            ratio=None if i % 5 == 0 else i / 4,
+            flag=i % 3 == 0,
+            created=base + datetime.timedelta(hours=3 * i, microseconds=i),
+            day=datetime.date(2025, 12, 20) + datetime.timedelta(days=i),
+            duration=datetime.timedelta(minutes=i),
+            uid=uuid.UUID(int=i * 1000),
+            data={"i": i, "tags": ["a", "b"][: i % 3], "f": i / 2} if i % 6 else None,
+            text="t" * (i % 4),
+        )
+
+
+def test_native_equals_thread_path(dataset, settings):
+    settings.DUALCALL_NATIVE = ["default"]
+    settings.DUALCALL_NATIVE_POOL = {"max_size": 2}
+    ran = {"native": 0, "examples": 0}
+
+    with asyncio.Runner() as runner:
+
+        @hsettings(
+            max_examples=EXAMPLES,
+            deadline=None,
+            suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+            database=None,
+            derandomize=True,  # the same examples in every run and environment
+        )
+        @given(
+            conds=conditions,
+            ordering=orderings,
+            shape=st.sampled_from(SHAPES),
+            method=st.sampled_from(METHODS),
+            sliced=st.one_of(st.none(), st.tuples(st.integers(0, 5), st.integers(1, 6))),
+        )
+        def check(conds, ordering, shape, method, sliced):
+            qs = build(conds, ordering, shape, sliced)
+            if method == "get":
+                qs = qs.filter(number=(conds and 3) or 4) if sliced is None else qs
+            if method == "in_bulk" and (shape != "models" or sliced is not None):
+                method = "await"
+            name = None if method == "await" else method
+            args, kwargs = arguments(method)
+
+            async def compare():
+                before = native_run.statements
+                native = await outcome(qs._chain(), name, args, kwargs)
+                statements = native_run.statements - before
+                with override_settings(DUALCALL_NATIVE=[]):
+                    thread = await outcome(qs._chain(), name, args, kwargs)
+                return native, thread, statements
+
+            native, thread, statements = runner.run(compare())
+            if native != thread:
+                raise AssertionError((shape, method, sliced, native, thread))
+            assert statements <= 1, native_methods.last_fallback
+            ran["native"] += statements
+            ran["examples"] += 1
+
+        check()
+        runner.run(sync_to_async(connections.close_all)())
+    # Most examples ran natively (the rest: Django raised before any SQL, or
+    # the query matched nothing and ran no SQL at all).
+    assert ran["examples"] >= EXAMPLES, ran
+    assert ran["native"] >= ran["examples"] * 0.7, ran
+    print(f"hypothesis: {ran['examples']} examples, {ran['native']} native statements")
