@@ -16,6 +16,9 @@ from django.test import TestCase, TransactionTestCase, override_settings
 from django.urls import path
 
 import dualcall
+from tests.helpers import Boom
+from tests.helpers import atitles as atexts
+from tests.helpers import titles as texts
 from tests.testapp.models import Question
 
 
@@ -32,16 +35,6 @@ async def create_view(request):
 urlpatterns = [path("create/", create_view)]
 
 
-def texts():
-    return sorted(Question.objects.values_list("question_text", flat=True))
-
-
-async def atexts():
-    return sorted(await Question.objects.values_list("question_text", flat=True))
-
-
-class Boom(Exception):
-    pass
 
 
 # -- Django's TestCase, async test methods -------------------------------------

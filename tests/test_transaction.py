@@ -10,21 +10,12 @@ from django.core.exceptions import SynchronousOnlyOperation
 from django.db import connection, transaction
 
 import dualcall
+from tests.helpers import Boom, atitles, titles
 from tests.testapp.models import Question
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def titles():
-    return sorted(Question.objects.values_list("question_text", flat=True))
-
-
-async def atitles():
-    return sorted(await Question.objects.values_list("question_text", flat=True))
-
-
-class Boom(Exception):
-    pass
 
 
 def test_sync_with_and_decorator_are_djangos_atomic():
