@@ -310,9 +310,10 @@ class DualcallPlugin(NewSemanalDjangoPlugin):
             ReverseOneToOneDescriptor,
         )
         if self.django_context.apps_registry.is_installed("django.contrib.contenttypes"):
-            from django.contrib.contenttypes.fields import GenericForeignKey
+            from .compat import generic_foreign_key_accessor
 
-            one += (GenericForeignKey,)
+            # The GenericForeignKey itself, or 6.1's GenericForeignKeyDescriptor.
+            one += (generic_foreign_key_accessor(),)
         for klass in model.__mro__:
             if name in vars(klass):
                 descriptor = vars(klass)[name]

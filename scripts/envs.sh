@@ -8,7 +8,7 @@ DUALCALL_ENV_TABLE="
 52-py311    3.11    Django>=5.2,<5.3     test,lint,mypy,docs,release,examples  -
 52-py313    3.13    Django>=5.2,<5.3     test,examples           -
 60-py312    3.12    Django>=6.0,<6.1     test,examples           -
-61-py313    3.13    Django>=6.1,<6.2     test,examples           -
+61-py313    3.13    Django>=6.1,<6.2     test,examples,mypy      -
 "
 # Every environment, in matrix order.
 DUALCALL_ALL_ENVS=$(awk 'NF {print $1}' <<<"$DUALCALL_ENV_TABLE" | tr '\n' ' ')
