@@ -12,8 +12,10 @@ class DualcallConfig(AppConfig):  # type: ignore[misc]  # Django is untyped
     def ready(self) -> None:
         from django.core import checks
 
+        from .awaitables import strict_setting
         from .checks import check_namespace_clash
         from .patching import patch
 
         patch()
+        strict_setting()  # a DUALCALL_STRICT that is not a bool fails at startup, not later
         checks.register(check_namespace_clash, checks.Tags.models)

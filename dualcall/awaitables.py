@@ -68,10 +68,12 @@ __all__ = [
     "NotAwaitedTypeError",
     "Where",
     "check_scope",
+    "close_scope",
     "open_scope",
     "scoped",
     "scoped_views",
     "strict_mode",
+    "strict_setting",
     "where",
 ]
 
@@ -149,10 +151,25 @@ def strict_mode() -> bool:
 
     if not settings.configured:
         return False
+    strict = strict_setting()
+    if strict is None:
+        return bool(settings.DEBUG) or _in_test_environment()
+    return strict
+
+
+def strict_setting() -> bool | None:
+    """Return the ``DUALCALL_STRICT`` setting, or raise ``ImproperlyConfigured`` if not a bool."""
+    from django.conf import settings
+
     strict = getattr(settings, "DUALCALL_STRICT", None)
-    if strict is not None:
-        return bool(strict)
-    return bool(settings.DEBUG) or _in_test_environment()
+    if strict is not None and not isinstance(strict, bool):
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(
+            f"DUALCALL_STRICT must be True, False or None (unset: on under DEBUG and in "
+            f"tests), not {strict!r}."
+        )
+    return strict
 
 
 @dataclass(eq=False)
@@ -165,11 +182,15 @@ class _Scope:
     or receive the context (``async_to_sync`` copies it back to its caller).
     *live* holds the awaitables made in the scope, to find at its end those
     still referenced but never awaited (in a template context, a model field,
-    a variable).  Whether the scope is strict is read when it matters (the
-    setting may change inside it, as tests do).
+    a variable), kept only if the scope opened in strict mode (*track*);
+    whether the scope fails is read again at its check (the setting may change
+    inside it, as tests do).
     """
 
     task: asyncio.Task[Any] | None
+    # Whether to keep *live*: strict mode when the scope opened (it is read
+    # again at the check); production scopes pay nothing per call for it.
+    track: bool = False
     pending: list[str] = field(default_factory=list)
     live: weakref.WeakSet[DualAwaitable[Any]] = field(default_factory=weakref.WeakSet)
 
@@ -195,7 +216,7 @@ def _current_task() -> asyncio.Task[Any] | None:
 
 def open_scope() -> contextvars.Token[_Scope | None]:
     """Start a new scope in the current context; pass the token to :func:`check_scope`."""
-    return _scope.set(_Scope(task=None))
+    return _scope.set(_Scope(task=None, track=strict_mode()))
 
 
 def close_scope(token: contextvars.Token[_Scope | None]) -> None:
@@ -281,11 +302,12 @@ def _enter_scope(awaitable: DualAwaitable[Any]) -> None:
         task = _current_task()
         if task is None:
             return
-        scope = _Scope(task=task)
+        scope = _Scope(task=task, track=strict_mode())
         _scope.set(scope)
     elif scope.pending:
         check_scope()
-    scope.live.add(awaitable)
+    if scope.track:
+        scope.live.add(awaitable)
 
 
 # -- the trampoline that attributes warnings to the caller's line -------------

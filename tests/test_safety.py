@@ -593,3 +593,22 @@ async def test_generator_of_a_sync_helper_consumed_in_a_coroutine_stays_sync():
     # A generator expression written in the coroutine is the coroutine's.
     questions = await asyncio.gather(*(Question.objects.create(question_text=t) for t in "ab"))
     assert sorted(q.question_text for q in questions) == ["a", "b"]
+
+
+@pytest.mark.parametrize("value", ["False", 0, "off"])
+def test_strict_setting_must_be_a_bool(value):
+    from django.core.exceptions import ImproperlyConfigured
+    from django.test import override_settings
+
+    from dualcall.awaitables import strict_mode, strict_setting
+
+    message = (
+        "DUALCALL_STRICT must be True, False or None (unset: on under DEBUG and in tests), "
+        f"not {value!r}."
+    )
+    # strict_setting() is what DualcallConfig.ready() checks at startup.
+    for check in (strict_setting, strict_mode):
+        refused = pytest.raises(ImproperlyConfigured)
+        with override_settings(DUALCALL_STRICT=value), refused as raised:
+            check()
+        assert str(raised.value) == message
