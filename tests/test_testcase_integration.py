@@ -16,7 +16,7 @@ from django.test import TestCase, TransactionTestCase, override_settings
 from django.urls import path
 
 import dualcall
-from tests.helpers import Boom
+from tests.helpers import Boom, write_in_block
 from tests.helpers import atitles as atexts
 from tests.helpers import titles as texts
 from tests.testapp.models import Question
@@ -166,15 +166,9 @@ async def test_pytest_transactional_2_flushed_between_tests():
 
 class ConcurrentBlocksInTestCaseTests(TestCase):
     async def test_1_sibling_outermost_blocks_join_one_after_the_other(self):
-        async def block(text, fail):
-            async with dualcall.atomic():
-                await Question.objects.create(question_text=text)
-                await asyncio.sleep(0.01)
-                if fail:
-                    raise Boom
-
         results = await asyncio.gather(
-            block("failing", True), block("succeeding", False), return_exceptions=True
+            write_in_block("failing", fail=True), write_in_block("succeeding"),
+            return_exceptions=True,
         )
         assert [type(r) for r in results] == [Boom, type(None)]
         assert await atexts() == ["succeeding"]

@@ -10,7 +10,7 @@ from django.core.exceptions import SynchronousOnlyOperation
 from django.db import connection, transaction
 
 import dualcall
-from tests.helpers import Boom, atitles, titles
+from tests.helpers import Boom, atitles, titles, write_in_block
 from tests.testapp.models import Question
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -143,15 +143,9 @@ async def test_tasks_started_inside_the_block_join_it():
 
 
 async def test_concurrent_blocks_are_independent():
-    async def body(text, fail):
-        async with dualcall.atomic():
-            await Question.objects.create(question_text=text)
-            await asyncio.sleep(0.01)
-            if fail:
-                raise Boom
-
     results = await asyncio.gather(
-        body("a", False), body("b", True), body("c", False), return_exceptions=True
+        write_in_block("a"), write_in_block("b", fail=True), write_in_block("c"),
+        return_exceptions=True,
     )
     assert [type(r) for r in results] == [type(None), Boom, type(None)]
     assert await atitles() == ["a", "c"]
@@ -407,20 +401,11 @@ async def test_cancelled_nested_block_without_savepoint_makes_the_outer_block_fa
 
 
 async def test_gathered_nested_blocks_are_serialized():
-    async def nested_that_raises():
-        async with dualcall.atomic():
-            await Question.objects.create(question_text="failing")
-            await asyncio.sleep(0.01)
-            raise Boom
-
-    async def nested_that_succeeds():
-        async with dualcall.atomic():
-            await Question.objects.create(question_text="succeeding")
-            await asyncio.sleep(0.02)
-
     async with dualcall.atomic():
         results = await asyncio.gather(
-            nested_that_raises(), nested_that_succeeds(), return_exceptions=True
+            write_in_block("failing", fail=True),
+            write_in_block("succeeding", delay=0.02),
+            return_exceptions=True,
         )
         assert [type(r) for r in results] == [Boom, type(None)]
     assert await atitles() == ["succeeding"]
@@ -508,17 +493,15 @@ async def test_sibling_plain_write_waits_for_a_nested_block_of_another_task():
     # rolled back with it: it waits until that nested block has exited.
     async with dualcall.atomic():
 
-        async def failing_nested():
-            async with dualcall.atomic():
-                await Question.objects.create(question_text="nested, rolled back")
-                await asyncio.sleep(0.1)
-                raise Boom
-
         async def plain_sibling():
             await asyncio.sleep(0.02)
             await Question.objects.create(question_text="sibling")
 
-        results = await asyncio.gather(failing_nested(), plain_sibling(), return_exceptions=True)
+        results = await asyncio.gather(
+            write_in_block("nested, rolled back", fail=True, delay=0.1),
+            plain_sibling(),
+            return_exceptions=True,
+        )
         assert isinstance(results[0], Boom)
         assert results[1] is None
     assert await atitles() == ["sibling"]
