@@ -17,10 +17,22 @@ env=$(env_resolve "$series")
 venv=$(bash scripts/venv.sh "$env")
 py=$venv/bin/python
 
+started=
 if [ -z "${PGHOST:-}" ]; then
     . scripts/pg-session.sh
     pg_session_start
     eval "$(bash scripts/pgserver.sh env)"
+    started=1
 fi
 
-"$py" compat/async_run.py --python "$py" "$@"
+rc=0
+"$py" compat/async_run.py --python "$py" "$@" || rc=$?
+if [ -n "$started" ]; then
+    # Stopped here rather than by the EXIT trap, quietly unless it fails, so
+    # that the summary stays the last line.
+    trap - EXIT INT TERM HUP
+    if ! out=$(bash scripts/pgserver.sh stop 2>&1); then
+        echo "$out" >&2
+    fi
+fi
+exit "$rc"
