@@ -43,6 +43,10 @@ FILES: list[tuple[str, bool]] = [
     ("async/test_async_related_managers.py", True),
     ("async/test_async_auth.py", False),  # asave() among the auth functions (5.0+)
     ("generic_relations/tests.py", False),  # generic related managers: aadd, aset (5.0+)
+    # User.objects.acreate(), user.asave(), user.groups.aadd(), acount()... (5.0+)
+    ("auth_tests/test_auth_backends.py", False),
+    ("auth_tests/test_remote_user.py", False),
+    ("auth_tests/test_models.py", False),
 ]
 
 #: Receivers whose ``a`` methods are not the ORM's (the test client, caches).
@@ -71,6 +75,7 @@ class Rewritten:
     unchanged_classes: list[str] = field(default_factory=list)  # async tests, other base
     decorators: list[int] = field(default_factory=list)
     sync_tests: int = 0  # sync tests of the rebased classes: not collected
+    collected: list[str] = field(default_factory=list)  # rebased classes and their subclasses
 
 
 def _receiver_name(node: ast.expr) -> str | None:
@@ -174,6 +179,15 @@ def rewrite_source(source: str, filename: str, names: frozenset[str]) -> Rewritt
                 edits.append((deco.lineno - 1, 0, len(text.rstrip("\r\n").encode()), ""))
                 result.decorators.append(deco.lineno)
 
+    # The classes to run: the rebased ones and the module's classes that
+    # inherit from them (in source order: a base is defined before its use).
+    for cls in tree.body:
+        if isinstance(cls, ast.ClassDef) and (
+            cls.name in result.classes
+            or any(_receiver_name(b) in result.collected for b in cls.bases)
+        ):
+            result.collected.append(cls.name)
+
     # Apply right to left within a line, so earlier columns stay valid.
     for line, start, end, new in sorted(edits, reverse=True):
         raw = lines[line].encode()
@@ -191,7 +205,9 @@ def build(tests: Path, out: Path, names: frozenset[str] | None = None) -> tuple[
     Every entry of *tests* is a symlink, except the apps of :data:`FILES`,
     which are directories of symlinks with the rewritten files written in
     (only those test modules: the app's other tests are not run).  Returns
-    the runtests labels of the rewritten modules, and whether every required
+    the runtests labels of the rebased classes and of the classes that
+    inherit from them (not the modules' other classes: they are unchanged
+    upstream tests, which ``make compat`` runs), and whether every required
     file was rewritten.
     """
     names = names or dual_names()
@@ -236,13 +252,15 @@ def build(tests: Path, out: Path, names: frozenset[str] | None = None) -> tuple[
               f" {len(rewritten.decorators)} @async_to_sync removed"
               + (f", {rewritten.sync_tests} sync tests left out" if rewritten.sync_tests else ""))
         for name in rewritten.unchanged_classes:
-            print(f"compat-async: {rel}: class {name} has async tests but no TestCase base:"
-                  " left as is (its async tests run under async_to_sync, on the thread path)")
+            print(f"compat-async: {rel}: class {name} has async tests and no TestCase base:"
+                  " not rebased (its tests run on NativeAsyncTestCase in the classes that"
+                  " inherit it from a rebased class, as upstream elsewhere)")
         if not calls or not rewritten.classes:
             print(f"compat-async: {rel}: NOTHING REWRITTEN: the upstream layout changed")
             ok = False
             continue
-        labels.append(rel[: -len(".py")].replace("/", "."))
+        module = rel[: -len(".py")].replace("/", ".")
+        labels.extend(f"{module}.{name}" for name in rewritten.collected)
     return labels, ok
 
 

@@ -35,6 +35,7 @@ import inspect
 import json
 import os
 import threading
+import unittest
 from collections import Counter
 from typing import Any
 
@@ -126,13 +127,19 @@ def _on_fresh_loop(test: Any) -> Any:
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         from dualcall.native import methods, run
 
+        result = test(self, *args, **kwargs)
+        if not inspect.iscoroutine(result):
+            return result
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            return result  # from a coroutine: an async test's super().test_x()
         _record_plans()
         methods.last_fallback = None
         _calls.clear()
         native_before, thread_before = run.statements, _thread_statements
-        result = test(self, *args, **kwargs)
-        if not inspect.iscoroutine(result):
-            return result
         try:
             return run_on_fresh_loop(result)
         finally:
@@ -172,9 +179,20 @@ class NativeAsyncTestCase(TransactionTestCase):
                 "django.contrib.contenttypes",
                 "django.contrib.auth",
                 "django.contrib.sessions",
+                "django.contrib.admin",  # the remote-user tests' URLs
+                "django.contrib.messages",
             ]
-        for name, value in list(vars(cls).items()):
-            if not name.startswith("test") or not callable(value) or isinstance(value, type):
+        for name in dir(cls):
+            if not name.startswith("test"):
+                continue
+            # Where the test is defined: this class, or a mixin that is not a
+            # TestCase (Django's BaseModelBackendTest); a test of a rebased
+            # parent class was handled there.
+            owner = next(k for k in cls.__mro__ if name in vars(k))
+            if owner is not cls and issubclass(owner, unittest.TestCase):
+                continue
+            value = vars(owner)[name]
+            if not callable(value) or isinstance(value, type):
                 continue
             if _is_async(value):
                 setattr(cls, name, _on_fresh_loop(value))
