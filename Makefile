@@ -47,14 +47,14 @@ clean:
 # (compat/run.sh; COMPAT_ARGS go to compat/run.py, e.g. COMPAT_ARGS='--sets core').
 # `compat` (Django 6.1, SQLite) runs in CI; the others are separate targets
 # (compat-pg is compat-61-pg).
-# `compat-async` (Django 6.1; -60, -52: those versions): Django's async ORM
+# `compat-async` (Django 6.1; -60, -52, -42: those versions): Django's async ORM
 # tests rewritten to the dual names, on PostgreSQL with the native path on and
 # off, compared (compat/async.sh; COMPAT_ASYNC_ARGS go to compat/async_run.py).
 # It runs in CI.
 # `bench` benchmarks on SQLite (and PostgreSQL when PGHOST is set); `bench-pg`
 # starts a throwaway PostgreSQL for it. Output: stdout and .bench/latest.json.
 .PHONY: compat compat-pg compat-61-pg compat-60 compat-60-pg compat-52 compat-52-pg
-.PHONY: compat-42 compat-42-pg compat-async compat-async-60 compat-async-52 bench bench-pg
+.PHONY: compat-42 compat-42-pg compat-async compat-async-60 compat-async-52 compat-async-42 bench bench-pg
 compat:
 	bash compat/run.sh 61 sqlite $(COMPAT_ARGS)
 
@@ -87,6 +87,9 @@ compat-async-60:
 
 compat-async-52:
 	bash compat/async.sh 52 $(COMPAT_ASYNC_ARGS)
+
+compat-async-42:
+	bash compat/async.sh 42 $(COMPAT_ASYNC_ARGS)
 
 bench:
 	bash bench/run.sh sqlite $(BENCH_ARGS)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Django's async ORM tests rewritten to dualcall's dual names, on PostgreSQL,
 # with the native path on and off, compared (compat/async_run.py).
-# Used by `make compat-async` (61) / `compat-async-60` / `compat-async-52`:
+# Used by `make compat-async` (61) / `compat-async-60` / `compat-async-52` / `compat-async-42`:
 #   bash compat/async.sh [<env or series: 61, 52-py313...>] [compat/async_run.py options...]
 # Makes the venv (scripts/venv.sh; the native path needs its psycopg and
 # psycopg-pool, from the test extra), and uses the server in PGHOST or starts a
