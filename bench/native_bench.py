@@ -93,6 +93,22 @@ def dab_available(run: Any) -> bool:
     return True
 
 
+def require_connections(alias: str, needed: int) -> None:
+    """Fail unless the server accepts *needed* more connections (else pools wait: skewed times)."""
+    from django.db import connections
+
+    with connections[alias].cursor() as cursor:
+        cursor.execute("SELECT current_setting('max_connections')::int, count(*) "
+                       "FROM pg_stat_activity WHERE backend_type = 'client backend'")
+        limit, used = cursor.fetchone()
+    if limit - used < needed:
+        raise RuntimeError(
+            f"the bench needs {needed} free connections to PostgreSQL and the server accepts "
+            f"{limit - used} more (max_connections = {limit}, {used} in use): raise "
+            "max_connections (make bench-pg starts a server with 120)"
+        )
+
+
 def native_rows(alias: str, run: Any) -> None:
     from django.db import connections
     from django.test.utils import override_settings
@@ -105,15 +121,17 @@ def native_rows(alias: str, run: Any) -> None:
     native_on = override_settings(DUALCALL_NATIVE=[alias])
     native_off = override_settings(DUALCALL_NATIVE=[])
     pk = Question.objects.using(alias).order_by("pk").first().pk  # type: ignore[union-attr]
-    loop = asyncio.new_event_loop()
+    with_dab = dab_available(run)
+    require_connections(alias, POOL_SIZE * (3 if with_dab else 2) + 4)
     params = dict(connections[alias].get_connection_params())
     for key in ("cursor_factory", "context"):
         params.pop(key, None)
+    loop = asyncio.new_event_loop()
     raw_pool = AsyncConnectionPool(
         kwargs={**params, "autocommit": True}, min_size=POOL_SIZE, max_size=POOL_SIZE, open=False
     )
     loop.run_until_complete(raw_pool.open(wait=True))
-    dab = Dab() if dab_available(run) else None
+    dab = Dab() if with_dab else None
     try:
         for latency in (0.005, 0.0):
             sides = _gather_sides(alias, pk, latency, loop, raw_pool, native_on, native_off)

@@ -632,6 +632,7 @@ def native_sections(alias: str) -> None:
         from view_bench import profile_view, view_rows
 
         pk = Question.objects.using(alias).order_by("pk").first().pk
+        native_bench.require_connections(alias, 2 * native_bench.POOL_SIZE + 4)
         view_rows(module, pk)
         if args.profile:
             for view in ("native", "amethods"):

@@ -16,6 +16,9 @@ NATIVE_ENV=61-py313
 venv=$(bash scripts/venv.sh "$DUALCALL_MAIN_ENV")
 if [ "$db" = postgres ] && [ -z "${PGHOST:-}" ]; then
     . scripts/pg-session.sh
+    # The native rows hold three pools of 16 at once (native, raw psycopg,
+    # django-async-backend) besides Django's connections.
+    export DUALCALL_PG_MAX_CONNECTIONS=120
     pg_session_start
     eval "$(bash scripts/pgserver.sh env)"
 fi
