@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import select
 import statistics
 import subprocess
 import sys
@@ -44,6 +45,8 @@ GATHER_MOONSHOT = 1 / 10
 RAW_MOONSHOT = 1.5
 GET_TARGET = 1.1
 DAB = "django-async-backend"
+#: Seconds the bench waits for one answer of the django-async-backend worker.
+WORKER_TIMEOUT = 120
 
 
 class Dab:
@@ -60,6 +63,12 @@ class Dab:
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.proc.stdin.write(json.dumps(request) + "\n")
         self.proc.stdin.flush()
+        # One answer per request, so nothing is ever buffered ahead: select()
+        # on the pipe bounds the wait.
+        ready, _, _ = select.select([self.proc.stdout], [], [], WORKER_TIMEOUT)
+        if not ready:
+            self.proc.kill()
+            raise RuntimeError(f"{DAB} worker did not answer {request} in {WORKER_TIMEOUT} s")
         line = self.proc.stdout.readline()
         if not line:
             raise RuntimeError(f"{DAB} worker exited ({self.proc.wait()}) on {request}")
