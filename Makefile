@@ -13,6 +13,8 @@ help:
 	@echo "make dist   sdist and wheel into dist/, checked (twine check --strict, a fresh install)"
 	@echo "make demo   the example site under uvicorn: every view over HTTP, a report"
 	@echo "make run    the example site on http://127.0.0.1:8000/ (PORT=...) until Ctrl-C"
+	@echo "make bench  benchmarks, SQLite (+ PostgreSQL if PGHOST is set); make bench-pg starts"
+	@echo "            a throwaway PostgreSQL (BENCH_ARGS='--only native,view --quick --profile')"
 	@echo "make clean  stop the test PostgreSQL; remove .venv, .pg, caches, build output"
 
 test:
@@ -53,6 +55,9 @@ clean:
 # It runs in CI.
 # `bench` benchmarks on SQLite (and PostgreSQL when PGHOST is set); `bench-pg`
 # starts a throwaway PostgreSQL for it. Output: stdout and .bench/latest.json.
+# The native and view rows (PostgreSQL) run in the 61-py313 environment, with
+# django-async-backend installed beside it (bench/run.sh); BENCH_ARGS='--only
+# native', '--only view', '--only native,view', '--quick', '--profile'.
 .PHONY: compat compat-pg compat-61-pg compat-60 compat-60-pg compat-52 compat-52-pg
 .PHONY: compat-42 compat-42-pg compat-async compat-async-60 compat-async-52 compat-async-42 bench bench-pg
 compat:

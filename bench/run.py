@@ -1,6 +1,7 @@
 """`make bench`: what dualcall costs, side by side with what it replaces.
 
     python bench/run.py [--rounds 101] [--target-ms 5] [--quick] [--json PATH]
+                        [--only native,view] [--profile]
 
 Every row times two callables in the same process, interleaved round by
 round (A, B, B, A, ...), each after an untimed warm-up; many short samples
@@ -25,8 +26,19 @@ per-round ratios B/A, against the issue's target:
   evaluation of 100 rows, the setting on vs off;
 * native (PostgreSQL only, ``bench/native_bench.py``): ``gather`` of 64 reads
   at 5 ms and 0 ms of server latency, native vs Django ``aget`` vs the
-  thread path vs a raw psycopg pool, and awaited ``get`` vs sync ``get``
-  (``--only native`` runs just these).
+  thread path vs a raw psycopg pool vs django-async-backend, and awaited
+  ``get`` vs sync ``get`` (``--only native`` runs just these);
+* view (PostgreSQL only, ``bench/view_bench.py``): a realistic async view
+  served by uvicorn under a bounded load, dualcall native vs Django's
+  a-methods vs the view written sync, in requests/s and p50/p99
+  (``--only view``; ``--only native,view`` both).
+
+The native and view rows run in the interpreter of ``DUALCALL_BENCH_NATIVE_PYTHON``
+when it is set (``bench/run.sh`` points it at the Django 6.1 / Python 3.13
+environment, and ``DUALCALL_BENCH_NATIVE_PYTHONPATH`` at django-async-backend
+installed beside it): this script runs itself there (``--child``) and merges
+the rows.  ``--profile`` adds cProfile
+top entries of the native awaited ``get`` and of the native view's server.
 
 The database rows run on SQLite (a file in a temp dir, ``synchronous=OFF``)
 and, when ``PGHOST`` is set, on PostgreSQL too (``PGPORT`` ``PGUSER``
@@ -44,6 +56,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -53,6 +66,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import native_bench  # noqa: E402
 
 SYNC_TARGET = 1.03
 #: How many instances the peers rows load.
@@ -97,6 +112,9 @@ def configure(tmp: str) -> list[str]:
         DATABASES=databases,
         DEFAULT_AUTO_FIELD="django.db.models.AutoField",
         USE_TZ=True,
+        # The native rows switch DUALCALL_NATIVE on and off; the pool's size
+        # is the same as the other pools of those rows.
+        DUALCALL_NATIVE_POOL={"max_size": native_bench.POOL_SIZE},
     )
     django.setup()
 
@@ -558,16 +576,89 @@ def peers_rows(alias: str) -> None:
     set_peers(True)
 
 
+NATIVE_SECTIONS = frozenset({"native", "view"})
+#: The machine of the interpreter that ran the native/view rows (--child), if another.
+child_machine: dict[str, Any] = {}
+
+
+def only_sections(value: str) -> frozenset[str]:
+    """Parse --only: a comma-separated subset of NATIVE_SECTIONS."""
+    sections = frozenset(part.strip() for part in value.split(",") if part.strip())
+    unknown = sections - NATIVE_SECTIONS
+    if not sections or unknown:
+        raise argparse.ArgumentTypeError(
+            f"--only takes {', '.join(sorted(NATIVE_SECTIONS))} (comma-separated), not {value!r}"
+        )
+    return sections
+
+
+def native_sections(alias: str) -> None:
+    """The native and view rows: here, or in DUALCALL_BENCH_NATIVE_PYTHON's interpreter."""
+    wanted = args.only or NATIVE_SECTIONS
+    python = os.environ.get("DUALCALL_BENCH_NATIVE_PYTHON")
+    if python and not args.child and Path(python).resolve() != Path(sys.executable).resolve():
+        from django.db import connections
+
+        connections.close_all()  # the child recreates the tables
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, "child.json")
+            command = [python, str(Path(__file__).resolve()), "--child", "--json", out,
+                       "--only", ",".join(sorted(wanted)), "--rounds", str(args.rounds),
+                       "--target-ms", str(args.target_ms)]
+            if args.profile:
+                command.append("--profile")
+            if args.quick:
+                command.append("--quick")
+            env = dict(os.environ)
+            extra_path = os.environ.get("DUALCALL_BENCH_NATIVE_PYTHONPATH")
+            if extra_path:  # django-async-backend, for the child and its workers only
+                env["PYTHONPATH"] = os.pathsep.join(filter(None, [extra_path,
+                                                                  env.get("PYTHONPATH")]))
+            # A failing side fails the child, which fails this run.
+            subprocess.run(command, check=True, env=env)
+            record = json.loads(Path(out).read_text())
+        rows.extend(record["rows"])
+        notes.extend(n for n in record["notes"] if n not in notes)
+        child_machine.update(record["machine"])
+        return
+    from dualcall_bench.models import Question
+
+    module = sys.modules[__name__]
+    if "native" in wanted:
+        from native_bench import native_rows
+
+        native_rows(alias, module)
+    if "view" in wanted:
+        from view_bench import profile_view, view_rows
+
+        pk = Question.objects.using(alias).order_by("pk").first().pk
+        native_bench.require_connections(alias, 2 * native_bench.POOL_SIZE + 4)
+        view_rows(module, pk)
+        if args.profile:
+            for view in ("native", "amethods"):
+                print(f"\nprofile: uvicorn serving the {view} view (cProfile of its main thread; "
+                      "own time, then cumulative)")
+                print(profile_view(pk, view, 300 if args.quick else 2000))
+
+
 # --- output --------------------------------------------------------------
 
 
 def print_row(row: dict[str, Any]) -> None:
     ok = {None: "", True: "ok", False: "MISSED"}[row["ok"]]
-    target = f"<= {row['target']:.2f}" if row["target"] is not None else ""
+    op = ">=" if row.get("higher_is_better") else "<="
+    target = f"{op} {row['target']:.2f}" if row["target"] is not None else ""
+    if row.get("moonshot") is not None:
+        met = round(row["ratio"], 3) <= row["moonshot"]
+        ok += f" (moonshot {op} {row['moonshot']:.2f}: {'met' if met else 'not yet'})"
+    if row.get("unit") == "req/s":
+        sides = (f" {row['baseline']:>22} {row['baseline_rps']:9.0f} /s  "
+                 f"{row['candidate']:>10} {row['candidate_rps']:9.0f} /s")
+    else:
+        sides = (f" {row['baseline']:>22} {row['baseline_us']:9.1f} us  "
+                 f"{row['candidate']:>10} {row['candidate_us']:9.1f} us")
     print(
-        f"  {row['group']:<14} {row['name']:<40} {row['baseline']:>22}"
-        f" {row['baseline_us']:9.1f} us  {row['candidate']:>10} {row['candidate_us']:9.1f} us"
-        f"  ratio {row['ratio']:.3f} {target:>7} {ok}",
+        f"  {row['group']:<14} {row['name']:<52}{sides}  ratio {row['ratio']:.3f} {target:>7} {ok}",
         flush=True,
     )
 
@@ -611,8 +702,16 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="9 rounds of 2 ms: a smoke test")
     parser.add_argument("--json", help="write the JSON here too")
     parser.add_argument(
-        "--only", choices=["native"], help="run only these rows (native: the native PostgreSQL path)"
+        "--only", type=only_sections, metavar="native,view",
+        help="run only these rows (native: gather and get on the native PostgreSQL path; "
+             "view: the view under uvicorn)",
     )
+    parser.add_argument(
+        "--profile", action="store_true",
+        help="with the native/view rows: cProfile top entries of the awaited native get and "
+             "of the native view's server",
+    )
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.target_ms = 9, 2.0
@@ -633,10 +732,8 @@ def main() -> int:
                 sync_rows(alias)
                 async_rows(alias)
                 peers_rows(alias)
-            if alias == "postgres":
-                from native_bench import native_rows
-
-                native_rows(alias, sys.modules[__name__])
+            if alias == "postgres" and (args.only is None or args.only & NATIVE_SECTIONS):
+                native_sections(alias)
         if args.only is None:
             classify_rows()
         elapsed = time.monotonic() - started
@@ -645,6 +742,10 @@ def main() -> int:
         connections.close_all()
 
     missed = [r for r in rows if r.get("ok") is False]
+    if args.child:  # the parent prints the notes and the verdict, and writes .bench/
+        Path(args.json).write_text(json.dumps(
+            {"machine": info, "notes": notes, "rows": rows}, indent=1))
+        return 0
     for note in notes:
         print(f"note: {note}")
     verdict = "every target met"
@@ -656,6 +757,8 @@ def main() -> int:
     stamp = time.strftime("%Y%m%dT%H%M%S")
     record = {"time": stamp, "machine": info, "notes": notes, "rows": rows,
               "rounds": args.rounds, "target_ms": args.target_ms}
+    if child_machine:
+        record["native_machine"] = child_machine
     out = ROOT / ".bench"
     out.mkdir(exist_ok=True)
     paths = [out / f"bench-{stamp}.json", out / "latest.json"]

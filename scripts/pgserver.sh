@@ -9,6 +9,8 @@
 # (that directory, port, server user, bin dir) is kept in .pg/state so that
 # `stop` and `env` find the server. Authentication is `trust` and the
 # superuser is `dualcall`: never use this for anything but tests.
+# DUALCALL_PG_MAX_CONNECTIONS (default 50) sets max_connections: the bench's
+# native rows hold several pools at once (bench/run.sh sets 120).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -161,7 +163,7 @@ unix_socket_directories = '$tmp/sock'
 fsync = off
 synchronous_commit = off
 full_page_writes = off
-max_connections = 50
+max_connections = ${DUALCALL_PG_MAX_CONNECTIONS:-50}
 EOF
     # setsid: the server gets its own session, so a Ctrl-C in the terminal that
     # runs the tests does not reach it; the caller's trap stops it cleanly.
