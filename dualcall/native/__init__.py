@@ -46,14 +46,22 @@ always did):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
 from .pool import NativePoolTimeout, close_pools
 
-__all__ = ["NativePoolTimeout", "close_pools", "enabled_aliases", "plan", "thread_path_required"]
+__all__ = [
+    "NativePoolTimeout",
+    "close_pools",
+    "enabled_aliases",
+    "plan",
+    "plan_aiter",
+    "plan_iterator",
+    "thread_path_required",
+]
 
 _enabled: frozenset[str] | None = None
 
@@ -147,3 +155,23 @@ def plan(
     from .methods import plan_call
 
     return plan_call(func, args, kwargs, at)
+
+
+def plan_iterator(
+    queryset: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> AsyncIterator[Any] | None:
+    """``queryset.iterator(*args, **kwargs)`` in a coroutine, natively; or ``None``."""
+    if not enabled_aliases():
+        return None
+    from .methods import plan_iterator as plan
+
+    return plan(queryset, args, kwargs)  # type: ignore[no-any-return]
+
+
+def plan_aiter(queryset: Any) -> AsyncIterator[Any] | None:
+    """``async for item in queryset``, natively; or ``None`` (Django's ``__aiter__``)."""
+    if not enabled_aliases():
+        return None
+    from .methods import plan_aiter as plan
+
+    return plan(queryset)
