@@ -561,7 +561,10 @@ async def iterate(
     """
     session = _Iteration()
     try:
-        iterator = await call(make_iterator, session=session)
+        # Made on the loop, outside a greenlet, as Django makes it: an
+        # iterable whose __iter__ is not a generator (values_list() without
+        # annotations) executes here, and raises as Django's aiterator does.
+        iterator = make_iterator()
 
         def next_chunk() -> list[Any]:
             return list(itertools.islice(iterator, chunk_size))
