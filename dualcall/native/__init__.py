@@ -96,12 +96,13 @@ def _check(aliases: list[str]) -> None:
                 "needs django.db.backends.postgresql."
             )
     try:
+        import greenlet  # noqa: F401
         import psycopg  # noqa: F401
         import psycopg_pool  # noqa: F401
     except ImportError as exc:
         raise ImproperlyConfigured(
-            "DUALCALL_NATIVE needs psycopg 3 and psycopg_pool: pip install 'dualcall[native]' "
-            f"({exc})."
+            "DUALCALL_NATIVE needs psycopg 3, psycopg_pool and greenlet: pip install "
+            f"'dualcall[native]' ({exc})."
         ) from exc
 
 
@@ -127,23 +128,35 @@ _connect_signals()
 
 def thread_path_required(alias: str) -> bool:
     """Whether a call on *alias* must take the thread path to see the right transaction."""
+    if _checks is None:
+        _load_checks()
+    entries, executors, loop_thread_in_atomic_block, local = _checks  # type: ignore[misc]
+    if entries.get():
+        return True  # inside dualcall.atomic
+    if getattr(executors, "current", None) is not None:
+        return True  # thread-sensitive calls go to a sync thread we cannot inspect
+    if loop_thread_in_atomic_block(alias):
+        return True  # the loop thread's sync connection: a test transaction
+    # The task's own connection object, if it has one (not created here: in a
+    # coroutine that would build a DatabaseWrapper per task).
+    conn = getattr(local, alias, None)
+    if conn is None:
+        return False
+    return bool(conn.in_atomic_block or (conn.connection is not None and not conn.autocommit))
+
+
+# What thread_path_required() reads, looked up once (it runs twice per call).
+_checks: tuple[Any, Any, Any, Any] | None = None
+
+
+def _load_checks() -> None:
+    global _checks
     from asgiref.sync import AsyncToSync
     from django.db import connections
 
     from ..transaction import _entries, _loop_thread_in_atomic_block
 
-    if _entries.get():
-        return True  # inside dualcall.atomic
-    if getattr(AsyncToSync.executors, "current", None) is not None:
-        return True  # thread-sensitive calls go to a sync thread we cannot inspect
-    if _loop_thread_in_atomic_block(alias):
-        return True  # the loop thread's sync connection: a test transaction
-    # The task's own connection object, if it has one (not created here: in a
-    # coroutine that would build a DatabaseWrapper per task).
-    conn = getattr(connections._connections, alias, None)
-    if conn is None:
-        return False
-    return bool(conn.in_atomic_block or (conn.connection is not None and not conn.autocommit))
+    _checks = (_entries, AsyncToSync.executors, _loop_thread_in_atomic_block, connections._connections)
 
 
 def plan(

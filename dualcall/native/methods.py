@@ -19,6 +19,7 @@ from asgiref.sync import sync_to_async
 
 from ..awaitables import at_caller
 from . import thread_path_required
+from .pool import get_pool, ready_pool
 from .run import Fallback, call, iterate, task_connection
 
 __all__ = ["plan_aiter", "plan_call", "plan_iterator"]
@@ -151,6 +152,43 @@ def _queryset_of(func: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, 
     return None
 
 
+_base_get_queryset: Any = None
+# manager class -> whether its get_queryset() is Django's own.
+_plain_managers: dict[type, bool] = {}
+
+
+def _plain_manager_read(func: Callable[..., Any]) -> str | None:
+    """The alias of a read through a model manager whose queryset is Django's default.
+
+    The hot path (``await Model.objects.get(...)``): a manager whose
+    ``get_queryset()`` is Django's own makes a fresh ``_queryset_class(model,
+    using=_db, hints=_hints)``, always eligible for a read, on ``manager.db``:
+    nothing to build to decide.  ``None``: decide the long way.
+    """
+    global _base_get_queryset
+    from django.db.models.manager import BaseManager
+
+    owner = getattr(func, "__self__", None)
+    if not isinstance(owner, BaseManager):
+        return None
+    function = getattr(func, "__func__", None)
+    name = getattr(function, "__name__", None)
+    if name not in READS or _proxy_code is None or function.__code__ is not _proxy_code:
+        return None
+    manager_class = type(owner)
+    plain = _plain_managers.get(manager_class)
+    if plain is None:
+        if _base_get_queryset is None:
+            _base_get_queryset = vars(BaseManager)["get_queryset"]
+        plain = _defining(manager_class, "get_queryset") is _base_get_queryset
+        _plain_managers[manager_class] = plain
+    if not plain or "instance" in vars(owner):
+        return None
+    if not _is_django_own(owner._queryset_class, name):
+        return None
+    return str(owner.db)
+
+
 def _alias(queryset: Any, name: str) -> str:
     if name in WRITES:
         from django.db import router
@@ -193,6 +231,11 @@ def plan_call(
         if alias is None or not _native_ready(alias):
             return None
         return _run(at_caller(func, at), args, kwargs, alias, None, "load")
+    alias = _plain_manager_read(func)
+    if alias is not None:
+        if not _native_ready(alias):
+            return None
+        return _run(at_caller(func, at), args, kwargs, alias, None, "read")
     target = _queryset_of(func, args)
     if target is None:
         return None
@@ -221,10 +264,9 @@ async def _run(
     queryset: Any,
     name: str,
 ) -> Any:
-    from .pool import get_pool
-
     __tracebackhide__ = True
-    await get_pool(alias)  # first use on this loop: creates it, learns the server version
+    if ready_pool(alias) is None:
+        await get_pool(alias)  # first use on this loop: creates it, learns the server version
     if thread_path_required(alias):
         return await _thread(func, args, kwargs)
     task_connection(alias)
@@ -350,9 +392,8 @@ async def _iterate(
     chunk_size: int,
     thread: Callable[[], AsyncIterator[Any]],
 ) -> AsyncIterator[Any]:
-    from .pool import get_pool
-
-    await get_pool(alias)
+    if ready_pool(alias) is None:
+        await get_pool(alias)
     if thread_path_required(alias):
         async for item in thread():
             yield item

@@ -302,6 +302,17 @@ async def _create_pool(alias: str, state: _LoopPools) -> Any:
     return pool
 
 
+def ready_pool(alias: str) -> Any:
+    """The pool of *alias* for the running loop if it exists and is current, else ``None``.
+
+    The hot path of every native call: no coroutine (:func:`get_pool` makes it).
+    """
+    state = _loops.get(asyncio.get_running_loop())
+    if state is None or state.generation != _generation:
+        return None
+    return state.pools.get(alias)
+
+
 async def get_pool(alias: str) -> Any:
     """Return the pool of *alias* for the running loop, creating it on first use."""
     loop = asyncio.get_running_loop()

@@ -59,6 +59,8 @@ from django.db import connections
 from django.db.models.sql import compiler as sql_compiler
 from django.db.models.sql import constants
 from greenlet import getcurrent, greenlet
+from psycopg import OperationalError as PsycopgOperationalError
+from psycopg_pool import PoolTimeout
 
 from ..context import set_native_probe
 from . import pool as pools
@@ -382,12 +384,9 @@ async def execute(alias: str, sql: str, params: Any, kind: str, retry: bool) -> 
     a restart) runs once more on a new connection; the pool discards the
     broken one.
     """
-    import psycopg
-    from psycopg_pool import PoolTimeout
-
     global statements
     conn_t = task_connection(alias)
-    pool = await pools.get_pool(alias)
+    pool = pools.ready_pool(alias) or await pools.get_pool(alias)
     statements += 1
     logged = conn_t.queries_logged
     if kind == "cursor":
@@ -424,7 +423,7 @@ async def execute(alias: str, sql: str, params: Any, kind: str, retry: bool) -> 
                 continue
         except PoolTimeout as exc:
             raise pools.timeout_error(alias, exc) from exc
-        except psycopg.OperationalError:
+        except PsycopgOperationalError:
             # Connecting failed (the pool's own error): Django's class.
             with conn_t.wrap_database_errors:
                 raise
@@ -455,9 +454,6 @@ _cursor_classes: dict[bool, Any] = {}
 async def _open_cursor(
     alias: str, conn_t: Any, pool: Any, sql: str, params: Any, logged: bool
 ) -> HeldCursor:
-    import psycopg
-    from psycopg_pool import PoolTimeout
-
     client_binding = conn_t.settings_dict["OPTIONS"].get("server_side_binding") is not True
     cursor_class = _cursor_classes.get(client_binding)
     if cursor_class is None:
@@ -466,7 +462,7 @@ async def _open_cursor(
         aconn = await pool.getconn()
     except PoolTimeout as exc:
         raise pools.timeout_error(alias, exc) from exc
-    except psycopg.OperationalError:
+    except PsycopgOperationalError:
         with conn_t.wrap_database_errors:
             raise
     held = HeldCursor(pool, aconn, conn_t)
