@@ -24,18 +24,18 @@ from __future__ import annotations
 import inspect
 import os
 from asyncio import _get_running_loop
-from types import CodeType, FrameType
 from collections.abc import Callable
+from types import CodeType, FrameType
 
 __all__ = [
     "add_pass_through",
     "async_unsafe_allowed",
-    "set_native_probe",
     "called_from_coroutine",
     "describe_frame",
     "is_coroutine_frame",
     "is_library_frame",
     "loop_running",
+    "set_native_probe",
 ]
 
 # Code flags of a frame that can await: ``async def`` bodies (and async

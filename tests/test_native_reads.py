@@ -7,6 +7,7 @@ the pool (``run.statements``) without falling back.
 """
 
 import asyncio
+import contextlib
 
 import pytest
 from django.core.exceptions import SynchronousOnlyOperation
@@ -303,13 +304,11 @@ async def test_iteration_gives_its_connection_back(native, data, settings, how):
         while len(seen) < 3:
             await asyncio.sleep(0.01)
         task.cancel()
-    try:
+    with contextlib.suppress(asyncio.CancelledError, LookupError):
         await task
-    except (asyncio.CancelledError, LookupError):
-        pass
     if how == "aclose":
         await iterator.aclose()
-    del iterator, task
+    iterator = task = None
     import gc
 
     gc.collect()
@@ -374,7 +373,7 @@ async def test_a_peer_batches(native, data, settings):
         (lambda: Post.objects.all(), "comments"),
         (lambda: Question.objects.defer("question_text"), "question_text"),
     ]:
-        native, thread, ran = await both(lambda make=make, name=name: batch(make(), name))
+        native, thread, _ = await both(lambda make=make, name=name: batch(make(), name))
         assert native[0] == thread[0] == "ok", (name, native, thread)
         assert native[1][1][0] == thread[1][1][0], name  # the values
         # One native query (the generic relation: and its content type, unless cached).
@@ -444,7 +443,7 @@ async def test_related_manager_reads_honour_prefetch(native, data):
         (lambda q: q.choice_set.first.__acall__(), 1),
         (lambda q: q.choice_set.filter(votes=0), 1),
     ]:
-        native, thread, ran = await both(lambda call=call: prefetched(call))
+        native, thread, _ = await both(lambda call=call: prefetched(call))
         assert native[1][1][0] == thread[1][1][0]  # the results
         assert native[1][1][1] == ("int", queries)  # native statements of the call
 
@@ -530,9 +529,11 @@ async def test_no_rerun_after_a_write(native, data):
         context["cursor"].rowcount  # noqa: B018
         return result
 
-    with connection.execute_wrapper(after):
-        with pytest.raises(SynchronousOnlyOperation, match="execute wrapper read cursor"):
-            await NativeItem.objects.filter(number=1).update(price=F("price") + 10)
+    with (
+        connection.execute_wrapper(after),
+        pytest.raises(SynchronousOnlyOperation, match="execute wrapper read cursor"),
+    ):
+        await NativeItem.objects.filter(number=1).update(price=F("price") + 10)
     assert (await NativeItem.objects.get(number=1)).price == 11  # once
 
 

@@ -1,30 +1,65 @@
 """The native PostgreSQL path: awaited reads run on a psycopg async pool, on the event loop.
 
 Enabled per database alias by the setting ``DUALCALL_NATIVE`` (a list of
-aliases; empty by default).  :func:`plan` is the one entry point, called by
-:func:`dualcall.executor.run_sync` for every awaitable it makes: it returns a
-coroutine that runs the call natively, or ``None`` for the thread path.
+aliases; empty by default).  :func:`plan` is the entry point for every
+awaitable :func:`dualcall.executor.run_sync` makes (:func:`plan_iterator`
+for ``qs.iterator()`` in a coroutine, :func:`plan_aiter` for ``async for``):
+it returns a coroutine (or async iterator) that runs the call natively, or
+``None`` for the thread path.
 
-What runs natively (on a QuerySet, or on a model's manager whose method is
-Django's proxy; not on related managers):
+How (:mod:`dualcall.native.run`): Django's own sync method runs **once**, in
+a greenlet on the event loop's thread; each query it makes is compiled by
+Django (``as_sql()``) and awaited on the pool, and Django does the rest
+(converters, ``from_db()``, caches, prefetches, its exceptions).
 
-============================  ===============================================
-call                          natively when
-============================  ===============================================
-``await qs``                  the iterable class is Django's (models,
-                              ``values()``, ``values_list()``, ``flat``,
-                              ``named``) and there is no
-                              ``prefetch_related()``
-``get first last earliest``   same, and Django's own method (not a
-``latest in_bulk contains``   QuerySet subclass override)
-``count exists aggregate``    always (on Django's own methods)
+What runs natively (the method must be Django's own, not a user override):
+
+===============================  ============================================
+call                             natively when
+===============================  ============================================
+``await qs``, ``async for x in   the iterable class is Django's (models,
+qs``                             ``values()``, ``values_list()``, ``flat``,
+                                 ``named``); with ``prefetch_related()``
+                                 (each prefetch query native: ``Prefetch``
+                                 objects, ``to_attr``, nested lookups,
+                                 generic foreign keys)
+``get first last earliest``      same
+``latest in_bulk contains``
+``count exists aggregate``       always (Django's own methods)
 ``explain``
-``update``                    the model has no parents (multi-table
-                              inheritance updates several tables)
-``delete``                    Django would delete in one statement: no
-                              signal receivers, no cascade in Python
-                              (``Collector.can_fast_delete``)
-============================  ===============================================
+``qs.iterator(chunk_size=...)``  same, without ``prefetch_related()``;
+in a coroutine                   fetched from a server-side cursor (below)
+related-manager reads            reverse FK, M2M (both directions), generic
+(``q.choice_set.count()``...)    relations: the read methods above, Django's
+                                 own (the manager's proxy, or the method
+                                 Django's related manager defines); a
+                                 prefetched relation is read from its cache
+                                 exactly as Django reads it
+``await instance.a.<name>``      every kind of relation and deferred field,
+                                 and the peers' batch (:mod:`dualcall.peers`)
+``update``                       the model has no parents (multi-table
+                                 inheritance updates several tables)
+``delete``                       Django would delete in one statement: no
+                                 signal receivers, no cascade in Python
+                                 (``Collector.can_fast_delete``)
+===============================  ============================================
+
+``qs.iterator()``: the iterable class runs with ``chunked_fetch`` unless
+``DISABLE_SERVER_SIDE_CURSORS``, as Django's ``aiterator()``; its query is
+declared as a server-side cursor (``WITH HOLD``, client-side binding, as
+Django's own in autocommit mode) on a connection held from the pool for
+the iteration, and each chunk is fetched when the iteration needs it.  The
+connection goes back to the pool when the iteration ends, breaks (the loop
+closes the async generator), raises or is cancelled.  With
+``DISABLE_SERVER_SIDE_CURSORS``: one query, its rows fetched at once.
+
+Fallback: anything that reaches Django's sync connection inside the greenlet
+(``SynchronousOnlyOperation``: a query on a database that is not native,
+``atomic()``, an execute wrapper that reads the cursor...) before anything
+was written makes the whole call run again on the thread path
+(``methods.last_fallback`` says why).  A call that wrote is never run
+again: the error stands.  An iteration falls back only before its first
+item.
 
 Never natively (the thread path decides, sees and does exactly what it
 always did):
@@ -40,8 +75,9 @@ always did):
   thread-sensitive calls go to that thread, whose transaction state cannot
   be read from the loop;
 * ``select_for_update()``, ``union()``/``intersection()``/``difference()``,
-  ``prefetch_related()``, raw querysets, custom iterable classes, user
-  overrides of the method.
+  raw querysets, custom iterable classes, user overrides of the method,
+  ``iterator()`` after ``prefetch_related()``, related-manager writes and
+  every other write that runs user code.
 """
 
 from __future__ import annotations
@@ -156,7 +192,12 @@ def _load_checks() -> None:
 
     from ..transaction import _entries, _loop_thread_in_atomic_block
 
-    _checks = (_entries, AsyncToSync.executors, _loop_thread_in_atomic_block, connections._connections)
+    _checks = (
+        _entries,
+        AsyncToSync.executors,
+        _loop_thread_in_atomic_block,
+        connections._connections,
+    )
 
 
 def plan(

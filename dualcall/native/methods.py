@@ -173,7 +173,8 @@ def _plain_manager_read(func: Callable[..., Any]) -> str | None:
         return None
     function = getattr(func, "__func__", None)
     name = getattr(function, "__name__", None)
-    if name not in READS or _proxy_code is None or function.__code__ is not _proxy_code:
+    code = getattr(function, "__code__", None)
+    if name not in READS or _proxy_code is None or code is not _proxy_code:
         return None
     manager_class = type(owner)
     plain = _plain_managers.get(manager_class)
@@ -252,7 +253,7 @@ def _instance_alias(instance: Any) -> str | None:
 
     try:
         return str(router.db_for_read(type(instance), instance=instance))
-    except Exception:  # noqa: BLE001 - a router that fails: the thread path shows it
+    except Exception:
         return None
 
 

@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from typing import Any
 
 from django.core.exceptions import EmptyResultSet, SynchronousOnlyOperation
@@ -142,7 +142,7 @@ async def call(
             # await it here, on the loop, and hand back its result.
             try:
                 value = await request
-            except BaseException as exc:  # noqa: BLE001 - thrown into the greenlet
+            except BaseException as exc:
                 request = child.throw(exc)
             else:
                 request = child.switch(value)
@@ -442,7 +442,7 @@ def _server_cursor_class(client_binding: bool) -> Any:
 
     # As Django's ServerSideCursor: the ORM's SQL is not always preparable
     # (Django #20516), so parameters are bound client-side.
-    class AsyncClientServerCursor(ClientCursorMixin, psycopg.AsyncServerCursor):  # type: ignore[misc]
+    class AsyncClientServerCursor(ClientCursorMixin, psycopg.AsyncServerCursor):  # type: ignore[type-arg]
         pass
 
     return AsyncClientServerCursor
@@ -504,7 +504,7 @@ class HeldCursor:
         try:
             if self.cursor is not None and not aconn.broken:
                 await self.cursor.close()
-        except Exception:  # noqa: BLE001 - a broken connection: the pool discards it
+        except Exception:
             pass
         finally:
             # The pool resets or discards a connection left mid-query.
@@ -546,7 +546,7 @@ class _Iteration:
 
 async def iterate(
     make_iterator: Callable[[], Iterator[Any]], chunk_size: int
-) -> AsyncIterator[Any]:
+) -> AsyncGenerator[Any, None]:
     """Yield what ``make_iterator()`` yields, *chunk_size* items per native greenlet run.
 
     As Django's ``BaseIterable._async_generator``: the sync iterator is made
