@@ -550,3 +550,31 @@ async def test_other_tasks_unaffected_while_suspended(native, data):
     assert results == [(i % 3 + 1, i % 3 + 1) for i in range(12)]
     with pytest.raises(SynchronousOnlyOperation):
         list(NativeItem.objects.all())
+
+
+async def test_execute_wrappers_stay_with_their_task(native, data):
+    # Tasks without a connection of their own share one never-connected
+    # wrapper (run.task_connection): one task's execute_wrapper() must not
+    # wrap another task's queries.
+    seen = []
+    inside = asyncio.Event()
+    done = asyncio.Event()
+
+    def record(execute, sql, params, many, context):
+        seen.append(params)
+        return execute(sql, params, many, context)
+
+    async def wrapped():
+        await NativeItem.objects.count()  # this task gets the shared wrapper
+        with connections["default"].execute_wrapper(record):
+            inside.set()
+            await done.wait()
+            await NativeItem.objects.filter(number=1).count()
+
+    async def other():
+        await inside.wait()
+        await NativeItem.objects.filter(number=2).count()
+        done.set()
+
+    await asyncio.gather(asyncio.create_task(wrapped()), asyncio.create_task(other()))
+    assert seen == [(1,)]

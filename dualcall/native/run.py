@@ -50,6 +50,7 @@ cancelled.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import itertools
 from collections.abc import AsyncGenerator, Callable, Iterator
 from typing import Any
@@ -361,6 +362,10 @@ def task_connection(alias: str) -> Any:
     conn = getattr(local, alias, None)
     if conn is None:
         conn = pools.thread_wrapper(alias)
+        if type(conn.execute_wrappers) is list:
+            # Shared by unrelated tasks: each task's connection.execute_wrapper()
+            # must wrap its own queries only.
+            conn.execute_wrappers = _ContextWrappers()
         setattr(local, alias, conn)
     data = conn.__dict__
     if "pg_version" not in data:
@@ -368,6 +373,47 @@ def task_connection(alias: str) -> Any:
     if "compiler" not in vars(conn.ops):
         _hook(conn.ops)
     return conn
+
+
+class _ContextWrappers:
+    """``execute_wrappers`` of the shared wrapper: a list per context (task).
+
+    ``connection.execute_wrapper()`` appends and pops; a task sees what it
+    (or the task that started it, as with Django's own task-local
+    connections) installed, never another request's wrappers.
+    """
+
+    __slots__ = ("_var",)
+
+    def __init__(self) -> None:
+        self._var: contextvars.ContextVar[tuple[Any, ...]] = contextvars.ContextVar(
+            "dualcall_execute_wrappers", default=()
+        )
+
+    def append(self, wrapper: Any) -> None:
+        self._var.set((*self._var.get(), wrapper))
+
+    def pop(self) -> Any:
+        wrappers = self._var.get()
+        if not wrappers:
+            raise IndexError("pop from empty list")
+        self._var.set(wrappers[:-1])
+        return wrappers[-1]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._var.get())
+
+    def __reversed__(self) -> Iterator[Any]:
+        return reversed(self._var.get())
+
+    def __len__(self) -> int:
+        return len(self._var.get())
+
+    def __bool__(self) -> bool:
+        return bool(self._var.get())
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._var.get()[index]
 
 
 # -- the pool ------------------------------------------------------------------
