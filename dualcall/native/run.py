@@ -404,7 +404,7 @@ class _ContextWrappers:
         return iter(self._var.get())
 
     def __reversed__(self) -> Iterator[Any]:
-        return reversed(self._var.get())
+        return iter(self._var.get()[::-1])
 
     def __len__(self) -> int:
         return len(self._var.get())
