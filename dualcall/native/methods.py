@@ -236,7 +236,16 @@ def plan_call(
     if alias is not None:
         if not _native_ready(alias):
             return None
-        return _run(at_caller(func, at), args, kwargs, alias, None, "read")
+        # What the manager's proxy does, without looking the QuerySet's dual
+        # method up again in the greenlet: Django's own method on a fresh queryset.
+        manager = func.__self__  # type: ignore[attr-defined]
+        assert _originals is not None
+        method = _originals[func.__name__]
+
+        def read(*args: Any, **kwargs: Any) -> Any:
+            return method(manager.get_queryset(), *args, **kwargs)
+
+        return _run(at_caller(read, at), args, kwargs, alias, None, "read")
     target = _queryset_of(func, args)
     if target is None:
         return None
