@@ -578,3 +578,31 @@ async def test_execute_wrappers_stay_with_their_task(native, data):
 
     await asyncio.gather(asyncio.create_task(wrapped()), asyncio.create_task(other()))
     assert seen == [(1,)]
+
+
+@pytest.mark.parametrize("when", [0.05, 0.25])
+async def test_iteration_cancelled_while_fetching(native, data, settings, when):
+    # Cancelled while the server runs the cursor's query (DECLARE, or a
+    # later FETCH): the held connection goes back to the pool (reset or
+    # discarded by it), and the pool keeps working.
+    from django.db.models.expressions import RawSQL
+
+    settings.DUALCALL_NATIVE_POOL = {"max_size": 2}
+    await NativeItem.objects.count()
+    size = _pool_stats()["pool_size"]
+    slow = NativeItem.objects.annotate(s=RawSQL("pg_sleep(0.05)", ())).order_by("number")
+
+    async def consume():
+        return [item.number async for item in slow.iterator(chunk_size=2)]
+
+    task = asyncio.ensure_future(consume())
+    await asyncio.sleep(when)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    for _ in range(300):  # bounded wait for the pool to take the connection back
+        if _pool_stats().get("pool_available", 0) == size:
+            break
+        await asyncio.sleep(0.01)
+    assert _pool_stats().get("pool_available", 0) == size, _pool_stats()
+    assert await asyncio.gather(*[NativeItem.objects.count() for _ in range(size)]) == [7] * size
