@@ -24,6 +24,7 @@ from __future__ import annotations
 import inspect
 import os
 from asyncio import _get_running_loop
+from collections.abc import Callable
 from types import CodeType, FrameType
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "is_coroutine_frame",
     "is_library_frame",
     "loop_running",
+    "set_native_probe",
 ]
 
 # Code flags of a frame that can await: ``async def`` bodies (and async
@@ -78,8 +80,26 @@ def loop_running() -> bool:
 
 
 def async_unsafe_allowed() -> bool:
-    """Return whether ``DJANGO_ALLOW_ASYNC_UNSAFE`` switches Django's async guard off."""
-    return bool(os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE"))
+    """Return whether dualcall's pre-check guards stand aside here.
+
+    ``DJANGO_ALLOW_ASYNC_UNSAFE`` switches Django's async guard off; and in
+    a greenlet of the native path (:mod:`dualcall.native.run`) a lazy load's
+    query runs natively, so it must not be refused before it is made.
+    """
+    return bool(os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")) or _native_probe()
+
+
+def _no_native() -> bool:
+    return False
+
+
+_native_probe: Callable[[], bool] = _no_native
+
+
+def set_native_probe(probe: Callable[[], bool]) -> None:
+    """Install the native path's "is this a native greenlet?" test (used by the guards)."""
+    global _native_probe
+    _native_probe = probe
 
 
 def is_coroutine_frame(frame: FrameType | None) -> bool:

@@ -40,6 +40,8 @@ from .context import (
 )
 from .exceptions import SYNC_CALL, UnprefetchedRelatedModelAccessError, describe
 from .executor import run_sync
+from .native import plan_aiter as native_plan_aiter
+from .native import plan_iterator as native_plan_iterator
 
 __all__ = ["ASYNC_ITERATOR", "AWAITABLE", "BoundDualMethod", "DualMethod", "dualmethod"]
 
@@ -109,8 +111,11 @@ class _DualCall:
         *frame* is the caller's: warnings and misuse reports name its line.
         """
         if self.kind == ASYNC_ITERATOR and instance is not None:
-            async_iterator: AsyncIterator[Any] = getattr(instance, "a" + self.name)(
-                *args, **kwargs
+            native = native_plan_iterator(instance, args, kwargs)
+            async_iterator: AsyncIterator[Any] = (
+                native
+                if native is not None
+                else getattr(instance, "a" + self.name)(*args, **kwargs)
             )
             return DualAsyncIterator(async_iterator, self.qualname(instance))
         return run_sync(wrapped, args, kwargs, self.qualname(instance), where(frame))
@@ -326,3 +331,19 @@ def queryset_await(self: Any) -> Any:
     """
     name = f"{self.model.__name__} QuerySet.__await__"
     return run_sync(_evaluate, (self,), {}, name, where(sys._getframe(1))).__await__()
+
+
+def queryset_aiter(original: Callable[..., Any]) -> Callable[..., Any]:
+    """``async for item in queryset``: natively where :mod:`dualcall.native` takes it.
+
+    Otherwise Django's own ``QuerySet.__aiter__`` (*original*): the queryset
+    is evaluated off the event loop, then its items are handed out.
+    """
+
+    def __aiter__(self: Any) -> Any:
+        native = native_plan_aiter(self)
+        return native if native is not None else original(self)
+
+    __aiter__.__wrapped__ = original  # type: ignore[attr-defined]
+    __aiter__.__doc__ = original.__doc__
+    return __aiter__

@@ -21,7 +21,8 @@ A value that can be read without a query (a loaded field, a cached or
 ``select_related`` relation, a null foreign key, a prefetched relation) is read
 when awaited, in the event loop's thread (as is a multi-valued relation's
 list that a peer's batch left for it).  Anything else is the synchronous
-access itself run by :func:`dualcall.executor.run_sync`, so the result is
+access itself run by :func:`dualcall.executor.run_sync` (natively, each
+query on the pool, where ``DUALCALL_NATIVE`` takes it), so the result is
 cached on the instance exactly as a sync access caches it; before it, in the
 same worker call, the relation or field is loaded for the instance's peers
 in one query (:mod:`dualcall.peers`, setting ``DUALCALL_AWAIT_PEERS``).  Other names raise
@@ -219,6 +220,11 @@ def _load(instance: Any, name: str, descriptor: Any, kind: _Kind) -> Any:
     ready, read, how = kind
     peers.load(instance, name, descriptor, how, ready)
     return read(instance, name)
+
+
+# The native path (dualcall.native) runs it in a greenlet, its queries on the
+# pool, when the instance's database is native.
+_load.dualcall_native = "load"  # type: ignore[attr-defined]
 
 
 def _read(instance: Any, name: str) -> Any:

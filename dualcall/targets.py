@@ -26,6 +26,8 @@ Additions and replacements:
 
 * ``QuerySet.__await__`` and ``RawQuerySet.__await__``: ``await qs``
   evaluates the queryset into a list.
+* ``QuerySet.__aiter__``: ``async for`` runs natively where
+  ``DUALCALL_NATIVE`` takes it (Django's own otherwise).
 * ``BaseHandler.make_view_atomic``: in strict mode, wraps each async view in
   a scope that fails when a dual call made in it was never awaited (see
   :mod:`dualcall.awaitables`).
@@ -139,11 +141,13 @@ def additions() -> Iterator[tuple[object, str, Any]]:
     from django.db.models.query import RawQuerySet
 
     from .awaitables import scoped_views
-    from .descriptors import queryset_await
+    from .descriptors import queryset_aiter, queryset_await
     from .transaction import _block_connection
 
     yield QuerySet, "__await__", queryset_await
     yield RawQuerySet, "__await__", queryset_await
+    # ``async for`` over a queryset: native where DUALCALL_NATIVE takes it.
+    yield QuerySet, "__aiter__", queryset_aiter(vars(QuerySet)["__aiter__"])
     # Strict mode: a never-awaited dual call fails the async view that made it.
     yield BaseHandler, "make_view_atomic", scoped_views(vars(BaseHandler)["make_view_atomic"])
     # Connection lookups from a coroutine inside ``async with atomic()`` (for

@@ -1,30 +1,65 @@
 """The native PostgreSQL path: awaited reads run on a psycopg async pool, on the event loop.
 
 Enabled per database alias by the setting ``DUALCALL_NATIVE`` (a list of
-aliases; empty by default).  :func:`plan` is the one entry point, called by
-:func:`dualcall.executor.run_sync` for every awaitable it makes: it returns a
-coroutine that runs the call natively, or ``None`` for the thread path.
+aliases; empty by default).  :func:`plan` is the entry point for every
+awaitable :func:`dualcall.executor.run_sync` makes (:func:`plan_iterator`
+for ``qs.iterator()`` in a coroutine, :func:`plan_aiter` for ``async for``):
+it returns a coroutine (or async iterator) that runs the call natively, or
+``None`` for the thread path.
 
-What runs natively (on a QuerySet, or on a model's manager whose method is
-Django's proxy; not on related managers):
+How (:mod:`dualcall.native.run`): Django's own sync method runs **once**, in
+a greenlet on the event loop's thread; each query it makes is compiled by
+Django (``as_sql()``) and awaited on the pool, and Django does the rest
+(converters, ``from_db()``, caches, prefetches, its exceptions).
 
-============================  ===============================================
-call                          natively when
-============================  ===============================================
-``await qs``                  the iterable class is Django's (models,
-                              ``values()``, ``values_list()``, ``flat``,
-                              ``named``) and there is no
-                              ``prefetch_related()``
-``get first last earliest``   same, and Django's own method (not a
-``latest in_bulk contains``   QuerySet subclass override)
-``count exists aggregate``    always (on Django's own methods)
+What runs natively (the method must be Django's own, not a user override):
+
+===============================  ============================================
+call                             natively when
+===============================  ============================================
+``await qs``, ``async for x in   the iterable class is Django's (models,
+qs``                             ``values()``, ``values_list()``, ``flat``,
+                                 ``named``); with ``prefetch_related()``
+                                 (each prefetch query native: ``Prefetch``
+                                 objects, ``to_attr``, nested lookups,
+                                 generic foreign keys)
+``get first last earliest``      same
+``latest in_bulk contains``
+``count exists aggregate``       always (Django's own methods)
 ``explain``
-``update``                    the model has no parents (multi-table
-                              inheritance updates several tables)
-``delete``                    Django would delete in one statement: no
-                              signal receivers, no cascade in Python
-                              (``Collector.can_fast_delete``)
-============================  ===============================================
+``qs.iterator(chunk_size=...)``  same, without ``prefetch_related()``;
+in a coroutine                   fetched from a server-side cursor (below)
+related-manager reads            reverse FK, M2M (both directions), generic
+(``q.choice_set.count()``...)    relations: the read methods above, Django's
+                                 own (the manager's proxy, or the method
+                                 Django's related manager defines); a
+                                 prefetched relation is read from its cache
+                                 exactly as Django reads it
+``await instance.a.<name>``      every kind of relation and deferred field,
+                                 and the peers' batch (:mod:`dualcall.peers`)
+``update``                       the model has no parents (multi-table
+                                 inheritance updates several tables)
+``delete``                       Django would delete in one statement: no
+                                 signal receivers, no cascade in Python
+                                 (``Collector.can_fast_delete``)
+===============================  ============================================
+
+``qs.iterator()``: the iterable class runs with ``chunked_fetch`` unless
+``DISABLE_SERVER_SIDE_CURSORS``, as Django's ``aiterator()``; its query is
+declared as a server-side cursor (``WITH HOLD``, client-side binding, as
+Django's own in autocommit mode) on a connection held from the pool for
+the iteration, and each chunk is fetched when the iteration needs it.  The
+connection goes back to the pool when the iteration ends, breaks (the loop
+closes the async generator), raises or is cancelled.  With
+``DISABLE_SERVER_SIDE_CURSORS``: one query, its rows fetched at once.
+
+Fallback: anything that reaches Django's sync connection inside the greenlet
+(``SynchronousOnlyOperation``: a query on a database that is not native,
+``atomic()``, an execute wrapper that reads the cursor...) before anything
+was written makes the whole call run again on the thread path
+(``methods.last_fallback`` says why).  A call that wrote is never run
+again: the error stands.  An iteration falls back only before its first
+item.
 
 Never natively (the thread path decides, sees and does exactly what it
 always did):
@@ -40,20 +75,29 @@ always did):
   thread-sensitive calls go to that thread, whose transaction state cannot
   be read from the loop;
 * ``select_for_update()``, ``union()``/``intersection()``/``difference()``,
-  ``prefetch_related()``, raw querysets, custom iterable classes, user
-  overrides of the method.
+  raw querysets, custom iterable classes, user overrides of the method,
+  ``iterator()`` after ``prefetch_related()``, related-manager writes and
+  every other write that runs user code.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
 from .pool import NativePoolTimeout, close_pools
 
-__all__ = ["NativePoolTimeout", "close_pools", "enabled_aliases", "plan", "thread_path_required"]
+__all__ = [
+    "NativePoolTimeout",
+    "close_pools",
+    "enabled_aliases",
+    "plan",
+    "plan_aiter",
+    "plan_iterator",
+    "thread_path_required",
+]
 
 _enabled: frozenset[str] | None = None
 
@@ -88,12 +132,13 @@ def _check(aliases: list[str]) -> None:
                 "needs django.db.backends.postgresql."
             )
     try:
+        import greenlet  # noqa: F401
         import psycopg  # noqa: F401
         import psycopg_pool  # noqa: F401
     except ImportError as exc:
         raise ImproperlyConfigured(
-            "DUALCALL_NATIVE needs psycopg 3 and psycopg_pool: pip install 'dualcall[native]' "
-            f"({exc})."
+            "DUALCALL_NATIVE needs psycopg 3, psycopg_pool and greenlet: pip install "
+            f"'dualcall[native]' ({exc})."
         ) from exc
 
 
@@ -119,23 +164,40 @@ _connect_signals()
 
 def thread_path_required(alias: str) -> bool:
     """Whether a call on *alias* must take the thread path to see the right transaction."""
+    if _checks is None:
+        _load_checks()
+    entries, executors, loop_thread_in_atomic_block, local = _checks  # type: ignore[misc]
+    if entries.get():
+        return True  # inside dualcall.atomic
+    if getattr(executors, "current", None) is not None:
+        return True  # thread-sensitive calls go to a sync thread we cannot inspect
+    if loop_thread_in_atomic_block(alias):
+        return True  # the loop thread's sync connection: a test transaction
+    # The task's own connection object, if it has one (not created here: in a
+    # coroutine that would build a DatabaseWrapper per task).
+    conn = getattr(local, alias, None)
+    if conn is None:
+        return False
+    return bool(conn.in_atomic_block or (conn.connection is not None and not conn.autocommit))
+
+
+# What thread_path_required() reads, looked up once (it runs twice per call).
+_checks: tuple[Any, Any, Any, Any] | None = None
+
+
+def _load_checks() -> None:
+    global _checks
     from asgiref.sync import AsyncToSync
     from django.db import connections
 
     from ..transaction import _entries, _loop_thread_in_atomic_block
 
-    if _entries.get():
-        return True  # inside dualcall.atomic
-    if getattr(AsyncToSync.executors, "current", None) is not None:
-        return True  # thread-sensitive calls go to a sync thread we cannot inspect
-    if _loop_thread_in_atomic_block(alias):
-        return True  # the loop thread's sync connection: a test transaction
-    # The task's own connection object, if it has one (not created here: in a
-    # coroutine that would build a DatabaseWrapper per task).
-    conn = getattr(connections._connections, alias, None)
-    if conn is None:
-        return False
-    return bool(conn.in_atomic_block or (conn.connection is not None and not conn.autocommit))
+    _checks = (
+        _entries,
+        AsyncToSync.executors,
+        _loop_thread_in_atomic_block,
+        connections._connections,
+    )
 
 
 def plan(
@@ -147,3 +209,23 @@ def plan(
     from .methods import plan_call
 
     return plan_call(func, args, kwargs, at)
+
+
+def plan_iterator(
+    queryset: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> AsyncIterator[Any] | None:
+    """``queryset.iterator(*args, **kwargs)`` in a coroutine, natively; or ``None``."""
+    if not enabled_aliases():
+        return None
+    from .methods import plan_iterator as plan
+
+    return plan(queryset, args, kwargs)  # type: ignore[no-any-return]
+
+
+def plan_aiter(queryset: Any) -> AsyncIterator[Any] | None:
+    """``async for item in queryset``, natively; or ``None`` (Django's ``__aiter__``)."""
+    if not enabled_aliases():
+        return None
+    from .methods import plan_aiter as plan
+
+    return plan(queryset)

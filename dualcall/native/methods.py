@@ -1,33 +1,30 @@
 """Which awaited calls run natively, and how each one runs.
 
-:func:`plan_call` looks at the call (a QuerySet method, a manager proxy, or
-``await qs``), decides, and returns the coroutine.  The decision is made
-when the call is made; the transaction rules are checked again when the
-coroutine starts, since a block may open in between.
+:func:`plan_call` looks at the call (a QuerySet method, a manager proxy, a
+related manager's read, ``await qs``, an ``.a`` load), decides, and returns
+the coroutine; :func:`plan_iterator` and :func:`plan_aiter` do the same for
+``qs.iterator()`` and ``async for``.  The decision is made when the call is
+made; the transaction rules are checked again when the coroutine starts,
+since a block may open in between.  Each native call runs Django's own
+method once, in a greenlet (:func:`dualcall.native.run.call`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+import inspect
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 from asgiref.sync import sync_to_async
 
 from ..awaitables import at_caller
 from . import thread_path_required
-from .run import (
-    Fallback,
-    capture,
-    compile_sql,
-    execute,
-    materialize,
-    replayed,
-    task_connection,
-)
+from .pool import get_pool, ready_pool
+from .run import Fallback, call, iterate, task_connection
 
-__all__ = ["plan_call"]
+__all__ = ["plan_aiter", "plan_call", "plan_iterator"]
 
-#: Reads: run twice, first to capture the compiler, then with its rows.
+#: Reads: Django's own method, run once in a greenlet.
 READS = frozenset(
     {"get", "first", "last", "earliest", "latest", "count", "exists", "contains",
      "aggregate", "in_bulk", "explain"}
@@ -42,8 +39,12 @@ last_fallback: BaseException | None = None
 _originals: dict[str, Any] | None = None
 _iterables: frozenset[type] | None = None
 _proxy_code: Any = None
-# (QuerySet class, name) -> whether the name is Django's own method there.
+# (class, name) -> whether the name is Django's own method there.
 _own: dict[tuple[type, str], bool] = {}
+# Where Django defines related managers (their own count()/exists() on some versions).
+_RELATED_MODULES = frozenset(
+    {"django.db.models.fields.related_descriptors", "django.contrib.contenttypes.fields"}
+)
 
 
 def _setup() -> None:
@@ -52,9 +53,9 @@ def _setup() -> None:
     from django.db.models.manager import BaseManager
 
     originals = {}
-    for name in READS | WRITES:
+    for name in READS | WRITES | {"iterator", "aiterator", "__aiter__"}:
         value = vars(query.QuerySet)[name]
-        originals[name] = getattr(value, "__wrapped__", value)
+        originals[name] = _unwrap(value)
     _iterables = frozenset(
         cls
         for cls in (
@@ -70,18 +71,43 @@ def _setup() -> None:
     _originals = originals
 
 
+def _unwrap(value: Any) -> Any:
+    # dualcall's DualMethod, SyncGuard and patched dunders keep the original
+    # as __wrapped__.
+    return getattr(value, "__wrapped__", value)
+
+
+def _defining(cls: type, name: str) -> Any:
+    for klass in cls.__mro__:
+        if name in vars(klass):
+            return _unwrap(vars(klass)[name])
+    return None
+
+
 def _is_django_own(queryset_class: type, name: str) -> bool:
     key = (queryset_class, name)
     own = _own.get(key)
     if own is None:
+        if _originals is None:
+            _setup()
         assert _originals is not None
-        own = False
-        for klass in queryset_class.__mro__:
-            if name in vars(klass):
-                value = vars(klass)[name]
-                own = getattr(value, "__wrapped__", value) is _originals[name]
-                break
+        own = _defining(queryset_class, name) is _originals[name]
         _own[key] = own
+    return own
+
+
+def _related_read_is_django_own(manager_class: type, name: str) -> bool | None:
+    """For a related manager: ``True`` (Django's own method), ``None`` (the proxy), ``False``."""
+    key = (manager_class, name)
+    own = _own.get(key)
+    if own is None:
+        function = _defining(manager_class, name)
+        code = getattr(function, "__code__", None)
+        if code is not None and code is _proxy_code:
+            _own[key] = own = True  # the queryset decides; see below
+        else:
+            own = getattr(function, "__module__", None) in _RELATED_MODULES
+            _own[key] = own
     return own
 
 
@@ -106,16 +132,62 @@ def _queryset_of(func: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, 
             return None
         return owner, name
     if isinstance(owner, BaseManager):
-        if function.__code__ is not _proxy_code or "instance" in vars(owner):
-            return None  # a custom method, or a related manager
+        related = "instance" in vars(owner)
+        if related:
+            # A related manager: reads only, Django's own (its proxy to the
+            # queryset, or a method Django's related manager defines).
+            if name not in READS or not _related_read_is_django_own(type(owner), name):
+                return None
+        elif function.__code__ is not _proxy_code:
+            return None  # a custom method
         try:
             queryset = owner.get_queryset()
         except SynchronousOnlyOperation:
             return None
-        if not isinstance(queryset, QuerySet) or not _is_django_own(type(queryset), name):
+        if not isinstance(queryset, QuerySet):
+            return None
+        if function.__code__ is _proxy_code and not _is_django_own(type(queryset), name):
             return None
         return queryset, name
     return None
+
+
+_base_get_queryset: Any = None
+# manager class -> whether its get_queryset() is Django's own.
+_plain_managers: dict[type, bool] = {}
+
+
+def _plain_manager_read(func: Callable[..., Any]) -> str | None:
+    """The alias of a read through a model manager whose queryset is Django's default.
+
+    The hot path (``await Model.objects.get(...)``): a manager whose
+    ``get_queryset()`` is Django's own makes a fresh ``_queryset_class(model,
+    using=_db, hints=_hints)``, always eligible for a read, on ``manager.db``:
+    nothing to build to decide.  ``None``: decide the long way.
+    """
+    global _base_get_queryset
+    from django.db.models.manager import BaseManager
+
+    owner = getattr(func, "__self__", None)
+    if not isinstance(owner, BaseManager):
+        return None
+    function = getattr(func, "__func__", None)
+    name = getattr(function, "__name__", None)
+    code = getattr(function, "__code__", None)
+    if name not in READS or _proxy_code is None or code is not _proxy_code:
+        return None
+    manager_class = type(owner)
+    plain = _plain_managers.get(manager_class)
+    if plain is None:
+        if _base_get_queryset is None:
+            _base_get_queryset = vars(BaseManager)["get_queryset"]
+        plain = _defining(manager_class, "get_queryset") is _base_get_queryset
+        _plain_managers[manager_class] = plain
+    if not plain or "instance" in vars(owner):
+        return None
+    if not _is_django_own(owner._queryset_class, name):
+        return None
+    return str(owner.db)
 
 
 def _alias(queryset: Any, name: str) -> str:
@@ -131,8 +203,6 @@ def _eligible(queryset: Any, name: str) -> bool:
     if query.combinator or query.select_for_update:
         return False
     if name in EVALUATING or name == "contains":
-        if queryset._prefetch_related_lookups:
-            return False
         if _iterables is None:
             _setup()
         if queryset._iterable_class not in (_iterables or ()):
@@ -147,51 +217,73 @@ def _eligible(queryset: Any, name: str) -> bool:
     return True
 
 
+def _native_ready(alias: str) -> bool:
+    from . import enabled_aliases
+
+    return alias in enabled_aliases() and not thread_path_required(alias)
+
+
 def plan_call(
     func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], at: Any = None
 ) -> Coroutine[Any, Any, Any] | None:
     """Return the native coroutine of this call, or ``None`` for the thread path."""
-    from . import enabled_aliases
+    if getattr(func, "dualcall_native", None) == "load":
+        alias = _instance_alias(args[0])
+        if alias is None or not _native_ready(alias):
+            return None
+        return _run(at_caller(func, at), args, kwargs, alias, None, "load")
+    alias = _plain_manager_read(func)
+    if alias is not None:
+        if not _native_ready(alias):
+            return None
+        # What the manager's proxy does, without looking the QuerySet's dual
+        # method up again in the greenlet: Django's own method on a fresh queryset.
+        manager = func.__self__  # type: ignore[attr-defined]
+        assert _originals is not None
+        method = _originals[func.__name__]
 
+        def read(*args: Any, **kwargs: Any) -> Any:
+            return method(manager.get_queryset(), *args, **kwargs)
+
+        return _run(at_caller(read, at), args, kwargs, alias, None, "read")
     target = _queryset_of(func, args)
     if target is None:
         return None
     queryset, name = target
     alias = _alias(queryset, name)
-    if alias not in enabled_aliases() or thread_path_required(alias):
+    if not _native_ready(alias) or not _eligible(queryset, name):
         return None
-    if not _eligible(queryset, name):
+    return _run(at_caller(func, at), args, kwargs, alias, queryset, name)
+
+
+def _instance_alias(instance: Any) -> str | None:
+    """The database an ``.a`` load of *instance* reads (its own, as Django's routers say)."""
+    from django.db import router
+
+    try:
+        return str(router.db_for_read(type(instance), instance=instance))
+    except Exception:
         return None
-    return _run(at_caller(func, at), args, kwargs, queryset, name, alias)
 
 
 async def _run(
     func: Callable[..., Any],
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
+    alias: str,
     queryset: Any,
     name: str,
-    alias: str,
 ) -> Any:
-    from .pool import get_pool
-
     __tracebackhide__ = True
-    await get_pool(alias)  # first use on this loop: creates it, learns the server version
+    if ready_pool(alias) is None:
+        await get_pool(alias)  # first use on this loop: creates it, learns the server version
     if thread_path_required(alias):
         return await _thread(func, args, kwargs)
-    conn = task_connection(alias)
+    task_connection(alias)
     try:
-        if name == "update":
-            rows = await _update(conn, alias, func, args, kwargs)
-            queryset._result_cache = None
-            return rows
         if name == "delete":
-            return await _delete(conn, alias, queryset, func, args, kwargs)
-        if name == "get":
-            return await _get(alias, queryset, args, kwargs)
-        if name in ("first", "last") and not args and not kwargs:
-            return await _first_or_last(alias, queryset, name)
-        return await replayed(conn, alias, lambda: func(*args, **kwargs))
+            return await _delete(queryset, func, args, kwargs)
+        return await call(func, args, kwargs, writes=name == "update")
     except Fallback as exc:
         global last_fallback
         last_fallback = exc
@@ -202,28 +294,13 @@ async def _thread(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[
     return await sync_to_async(func, thread_sensitive=True)(*args, **kwargs)
 
 
-async def _update(
-    conn: Any, alias: str, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> Any:
-    done, compiler = capture(conn, lambda: func(*args, **kwargs))
-    if done:
-        return compiler
-    if compiler.query.related_updates:
-        raise Fallback("an update of parent models' fields runs several statements")
-    compiled = compile_sql(compiler)
-    if compiled is None:
-        return 0
-    return await execute(alias, compiled[0], compiled[1], "rowcount", retry=False)
-
-
 async def _delete(
-    conn: Any,
-    alias: str,
-    queryset: Any,
-    func: Callable[..., Any],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
+    queryset: Any, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
+    # Django's delete() opens atomic() around its collector, which needs the
+    # sync connection: when the collector would delete in one statement,
+    # that statement is QuerySet._raw_delete(), run here as Django's
+    # delete() would run it (Django 4.2 to 6.1).
     from django.db.models.deletion import Collector
 
     if args or kwargs:
@@ -236,59 +313,116 @@ async def _delete(
     collector = Collector(using=del_query.db, origin=queryset)
     if not collector.can_fast_delete(del_query):
         raise Fallback("signals or a cascade in Python: Django's collector deletes")
-    done, compiler = capture(conn, lambda: del_query._raw_delete(using=del_query.db))
-    if done:
-        count = compiler
-    else:
-        compiled = compile_sql(compiler)
-        count = (
-            0
-            if compiled is None
-            else await execute(alias, compiled[0], compiled[1], "rowcount", retry=False)
-        )
+    count = await call(del_query._raw_delete, (del_query.db,), writes=True)
     queryset._result_cache = None
     label = queryset.model._meta.label
     return count, ({label: count} if count else {})
 
 
-# get(), first() and last() are the hottest reads: built here as Django builds
-# them (query.py; the same in Django 4.2 to 6.1), so that the filter is built
-# and compiled once.  Every other read runs Django's own method twice
-# (run.replayed).
+# -- async iteration -------------------------------------------------------------
+
+_aiterator_signature: inspect.Signature | None = None
 
 
-async def _get(alias: str, queryset: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    from django.db.models.query import MAX_GET_RESULTS
+def plan_iterator(queryset: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``qs.iterator(...)`` in a coroutine: a native async iterator, or ``None``.
 
-    clone = queryset.filter(*args, **kwargs)
-    if queryset.query.can_filter() and not queryset.query.distinct_fields:
-        clone = clone.order_by()
-    clone.query.set_limits(high=MAX_GET_RESULTS)
-    rows = await materialize(clone, alias)
-    num = len(rows)
-    model = queryset.model
-    if num == 1:
-        return rows[0]
-    if not num:
-        raise model.DoesNotExist(f"{model._meta.object_name} matching query does not exist.")
-    raise model.MultipleObjectsReturned(
-        "get() returned more than one {} -- it returned {}!".format(
-            model._meta.object_name,
-            num if num < MAX_GET_RESULTS else "more than %s" % (MAX_GET_RESULTS - 1),
+    What Django's ``aiterator(chunk_size=2000)`` does, natively: the
+    queryset's iterable class with ``chunked_fetch`` unless
+    ``DISABLE_SERVER_SIDE_CURSORS``, fetched *chunk_size* rows at a time from
+    a server-side cursor.  With ``prefetch_related()``, invalid arguments, a
+    queryset that is not eligible: ``None`` (Django's ``aiterator`` on the
+    thread path decides, raises or iterates).
+    """
+    global _aiterator_signature
+    from django.db import connections
+    from django.db.models import QuerySet
+
+    from . import enabled_aliases
+
+    if not enabled_aliases() or not isinstance(queryset, QuerySet):
+        return None
+    if not (_is_django_own(type(queryset), "iterator")
+            and _is_django_own(type(queryset), "aiterator")):
+        return None
+    if queryset._prefetch_related_lookups or not _eligible(queryset, "__await__"):
+        return None
+    if _aiterator_signature is None:
+        assert _originals is not None
+        _aiterator_signature = inspect.signature(_originals["aiterator"])
+    try:
+        bound = _aiterator_signature.bind(queryset, *args, **kwargs)
+    except TypeError:
+        return None
+    bound.apply_defaults()
+    chunk_size = bound.arguments.get("chunk_size")
+    if type(chunk_size) is not int or chunk_size <= 0:
+        return None
+    alias = str(queryset.db)
+    if not _native_ready(alias):
+        return None
+    chunked = not connections.settings[alias].get("DISABLE_SERVER_SIDE_CURSORS")
+
+    def make_iterator() -> Any:
+        iterable = queryset._iterable_class(
+            queryset, chunked_fetch=chunked, chunk_size=chunk_size
         )
-    )
+        return iter(iterable)
+
+    return _iterate(alias, make_iterator, chunk_size, lambda: queryset.aiterator(*args, **kwargs))
 
 
-async def _first_or_last(alias: str, queryset: Any, name: str) -> Any:
-    if queryset.ordered:
-        ordered = queryset if name == "first" else queryset.reverse()
-    else:
-        check = getattr(queryset, "_check_ordering_first_last_queryset_aggregation", None)
-        if check is not None:
-            check(method=name)
-        ordered = queryset.order_by("pk" if name == "first" else "-pk")
-    sliced = ordered[:1]
-    if isinstance(sliced, list):  # an evaluated queryset slices its cache
-        return sliced[0] if sliced else None
-    rows = await materialize(sliced, alias)
-    return rows[0] if rows else None
+def plan_aiter(queryset: Any) -> AsyncIterator[Any] | None:
+    """``async for x in qs``: a native async iterator, or ``None`` (Django's ``__aiter__``)."""
+    from . import enabled_aliases
+
+    if not enabled_aliases():
+        return None
+    if _originals is None:
+        _setup()
+    if not _is_django_own(type(queryset), "__aiter__") or not _eligible(queryset, "__await__"):
+        return None
+    alias = str(queryset.db)
+    if not _native_ready(alias):
+        return None
+    return _aiter(alias, queryset)
+
+
+async def _aiter(alias: str, queryset: Any) -> AsyncIterator[Any]:
+    # As Django's QuerySet.__aiter__: fill the cache (with prefetches), then
+    # hand out its items.
+    await _run(queryset._fetch_all, (), {}, alias, queryset, "__aiter__")
+    for item in queryset._result_cache:
+        yield item
+
+
+async def _iterate(
+    alias: str,
+    make_iterator: Callable[[], Any],
+    chunk_size: int,
+    thread: Callable[[], AsyncIterator[Any]],
+) -> AsyncIterator[Any]:
+    if ready_pool(alias) is None:
+        await get_pool(alias)
+    if thread_path_required(alias):
+        async for item in thread():
+            yield item
+        return
+    task_connection(alias)
+    iterator = iterate(make_iterator, chunk_size)
+    started = False
+    try:
+        async for item in iterator:
+            started = True
+            yield item
+    except Fallback as exc:
+        if started:
+            # Items were handed out: nothing to start again from.  Django's
+            # own error stands (a sync access in the middle of an iteration).
+            raise (exc.__cause__ or exc) from None
+        global last_fallback
+        last_fallback = exc
+        async for item in thread():
+            yield item
+    finally:
+        await iterator.aclose()

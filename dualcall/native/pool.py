@@ -18,6 +18,11 @@ while they open a connection, and would hang that shutdown).
 :func:`close_pools` closes the pools of the running loop at once (ASGI
 lifespan shutdown; a loop closed by hand without cancelling its tasks).
 
+Connections are taken by :func:`dualcall.native.run.execute`, the one place
+that talks to the pool: for one statement each, or (``kind="cursor"``, an
+``async for`` over ``qs.iterator()``) held for the iteration's server-side
+cursor and given back when it ends, breaks, raises or is cancelled.
+
 Nothing here ever connects through Django's sync machinery: the server
 version a compiler may need is read from the pool's first connection and
 given to the wrappers used for compiling (:func:`compile_connection`,
@@ -300,6 +305,17 @@ async def _create_pool(alias: str, state: _LoopPools) -> Any:
             raise
     compile_connection(alias)
     return pool
+
+
+def ready_pool(alias: str) -> Any:
+    """The pool of *alias* for the running loop if it exists and is current, else ``None``.
+
+    The hot path of every native call: no coroutine (:func:`get_pool` makes it).
+    """
+    state = _loops.get(asyncio.get_running_loop())
+    if state is None or state.generation != _generation:
+        return None
+    return state.pools.get(alias)
 
 
 async def get_pool(alias: str) -> Any:

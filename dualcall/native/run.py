@@ -1,72 +1,356 @@
-"""Running one native call: compile with Django, execute on the pool, materialize with Django.
+"""Running a native call: Django's sync code, once, in a greenlet over the async pool.
 
-Django's sync code builds and compiles every query and turns the rows into
-results; only the driver call is replaced.  Two instance-level hooks on the
-task's ``DatabaseWrapper.ops.compiler`` (set and removed within one
-synchronous stretch on the loop, so no other task can see them) do it:
+The idea is SQLAlchemy's asyncio layer (sync ORM code over an async driver),
+done for Django's compiler:
 
-* **capture**: Django's own method (``Query.get_count``, ``Query.has_results``,
-  ``QuerySet.aggregate``, ``QuerySet.update``, ``QuerySet._raw_delete``, the
-  queryset's iterable class) runs until it asks its compiler to execute; the
-  compiler is captured there and the method stops, before any SQL ran;
-* **replay** (iterables): the iterable class runs again and gets the same,
-  already compiled compiler, whose ``execute_sql`` now returns the rows the
-  pool fetched; the iterable applies Django's converters, ``from_db()``,
-  ``select_related`` caches, known related objects, ``values()`` shapes.
+* :func:`call` runs Django's own sync method (``QuerySet.get``, the
+  iterable class, ``prefetch_related_objects``, a relation's lazy load...)
+  **once**, inside a :class:`NativeGreenlet` whose parent is the running
+  task, with the task's ``contextvars`` (``gr_context``): Django's
+  task-local ``connections`` and dualcall's context variables are the
+  task's.
+* Every compiler made in that greenlet is a :func:`native compiler
+  <native_compiler_class>`: asked to execute, it computes its SQL with
+  Django's own ``as_sql()`` and switches to the parent with the coroutine
+  :func:`execute` (the only place that talks to the pool); the parent awaits
+  it on the event loop and switches back with the rows, or throws the
+  exception into the greenlet.  The compiler returns them in the shape
+  ``SQLCompiler.execute_sql`` returns for the result type (see
+  :meth:`NativeCompiler.execute_sql`), and Django's code carries on: its
+  converters, ``from_db()``, caches, ``prefetch_related_objects`` (each of
+  its queries native too), its own exceptions.
+* The hook is on the ``DatabaseOperations`` of the wrappers a native call
+  uses (:func:`task_connection`) and looks at the *current greenlet*: a
+  task suspended inside its greenlet changes nothing for another task that
+  shares the wrapper, nor for sync code on the loop (Django's guard raises
+  as usual), nor for the worker threads of the thread path (their wrappers
+  are their own and are never hooked).
 
-Anything that would reach the connection in sync code on the loop (Django's
-``SynchronousOnlyOperation``) before SQL ran makes the call fall back to the
-thread path.
+Anything that reaches Django's sync connection in the greenlet
+(``SynchronousOnlyOperation``: ``connection.cursor()``, ``atomic()``, a
+query on a database that is not native) before anything was written raises
+:class:`Fallback`: the caller runs the whole call on the thread path.  A
+write is only ever made by a call planned as one (``update``, a fast
+``delete``); a write request in any other call falls back before it runs.
+
+``connection.execute_wrapper()`` wrappers of the task's connection are
+called around each native execution, with Django's signature
+``wrapper(execute, sql, params, many, context)``; ``context["cursor"]`` is
+a stand-in whose attributes fall back (there is no sync cursor).
+
+Async iteration (``qs.iterator()``, :func:`iterate`): a chunked read
+(``chunked_fetch``) inside an iteration opens a server-side cursor
+(``DECLARE ... WITH HOLD``, as Django declares its own in autocommit mode,
+with client-side binding) on a connection held from the pool for the
+iteration; each chunk is ``FETCH``ed when Django's iterable asks for it.
+The connection is returned when the iteration ends, breaks, raises or is
+cancelled.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import contextvars
+import itertools
+from collections.abc import AsyncGenerator, Callable, Iterator
 from typing import Any
 
 from django.core.exceptions import EmptyResultSet, SynchronousOnlyOperation
 from django.db import connections
-from django.db.models.sql.constants import CURSOR, MULTI, SINGLE
+from django.db.models.sql import compiler as sql_compiler
+from django.db.models.sql import constants
+from greenlet import getcurrent, greenlet
+from psycopg import OperationalError as PsycopgOperationalError
+from psycopg_pool import PoolTimeout
 
+from ..context import set_native_probe
 from . import pool as pools
 
-__all__ = ["Fallback", "aggregate_tail", "capture", "execute", "materialize", "task_connection"]
+__all__ = [
+    "Fallback",
+    "NativeGreenlet",
+    "call",
+    "execute",
+    "iterate",
+    "task_connection",
+]
 
+MULTI = constants.MULTI
+SINGLE = constants.SINGLE
+CURSOR = constants.CURSOR
+NO_RESULTS = constants.NO_RESULTS
+# Django 6.1+: update/delete ask for the row count itself (None before).
+ROW_COUNT: Any = getattr(constants, "ROW_COUNT", None)
+GET_ITERATOR_CHUNK_SIZE = constants.GET_ITERATOR_CHUNK_SIZE
 
 #: How many statements the native path ran (tests and benchmarks read it).
 statements = 0
 
 
 class Fallback(Exception):
-    """Raised before any SQL ran: the call must take the thread path."""
+    """Raised before anything was written: the call must take the thread path."""
 
 
-class _Captured(BaseException):
-    """A compiler asked to execute: carries it (a BaseException: Django's handlers let it by)."""
+class NativeGreenlet(greenlet):  # type: ignore[misc]
+    """The greenlet of one native call (or of one chunk of a native iteration).
 
-    def __init__(self, compiler: Any, result_type: Any) -> None:
-        self.compiler = compiler
-        compiler.dualcall_result_type = result_type
+    *writes*: whether the call may write (a planned ``update``/``delete``);
+    *wrote*: whether it did (then it is never run again on the thread path);
+    *session*: the :class:`_Iteration` whose server-side cursors chunked
+    reads use, or ``None`` (a chunked read then fetches all its rows).
+    """
+
+    def __init__(self, run: Callable[..., Any], parent: Any, writes: bool, session: Any) -> None:
+        super().__init__(run, parent)
+        self.writes = writes
+        self.wrote = False
+        self.session = session
 
 
-def _raise_captured(self: Any, result_type: Any = MULTI, *args: Any, **kwargs: Any) -> Any:
-    raise _Captured(self, result_type)
+def _in_native_greenlet() -> bool:
+    return type(getcurrent()) is NativeGreenlet
 
 
-_capturing_classes: dict[type, type] = {}
+# dualcall's guards treat a native greenlet as a thread without a loop:
+# their pre-checks (deferred field, generic foreign key) let the load run,
+# and its query is native.
+set_native_probe(_in_native_greenlet)
 
 
-def _capturing_class(cls: type) -> type:
-    capturing = _capturing_classes.get(cls)
-    if capturing is None:
-        capturing = type(cls.__name__, (cls,), {"execute_sql": _raise_captured})
-        capturing.__module__ = cls.__module__
-        _capturing_classes[cls] = capturing
-    return capturing
+async def call(
+    func: Callable[..., Any],
+    args: tuple[Any, ...] = (),
+    kwargs: dict[str, Any] | None = None,
+    *,
+    writes: bool = False,
+    session: Any = None,
+) -> Any:
+    """Run ``func(*args, **kwargs)`` once in a :class:`NativeGreenlet`; serve its queries.
+
+    Raise :class:`Fallback` (from Django's ``SynchronousOnlyOperation``) when
+    the call reached the sync connection before it wrote anything.
+    """
+    __tracebackhide__ = True
+    parent = getcurrent()
+    child = NativeGreenlet(func, parent, writes, session)
+    # The task's own context object: contextvars set on either side are seen
+    # by the other (Django's task-local connections, dualcall's atomic state).
+    child.gr_context = parent.gr_context
+    try:
+        request = child.switch(*args, **(kwargs or {}))
+        while not child.dead:
+            # *request* is a coroutine of execute() (or a cursor's fetch):
+            # await it here, on the loop, and hand back its result.
+            try:
+                value = await request
+            except BaseException as exc:
+                request = child.throw(exc)
+            else:
+                request = child.switch(value)
+        return request
+    except SynchronousOnlyOperation as exc:
+        if child.wrote:
+            raise
+        raise Fallback(str(exc)) from exc
+
+
+def _await(coroutine: Any) -> Any:
+    """In a native greenlet: have the parent await *coroutine*; its result (or exception)."""
+    return getcurrent().parent.switch(coroutine)
+
+
+# -- the compiler hook ---------------------------------------------------------
+
+
+class NativeCompiler(sql_compiler.SQLCompiler):  # type: ignore[misc]
+    """The base of the native compilers: ``execute_sql`` served by the pool.
+
+    Canary: tests/test_canary_native.py pins what is mirrored here
+    (``SQLCompiler.execute_sql``'s signature, result types and shapes,
+    ``cursor_iter``).  When it breaks, compare the new ``execute_sql`` with
+    this one and mirror the change; until then, remove the alias from
+    ``DUALCALL_NATIVE``.
+    """
+
+    def execute_sql(
+        self,
+        result_type: Any = MULTI,
+        chunked_fetch: bool = False,
+        chunk_size: int = GET_ITERATOR_CHUNK_SIZE,
+    ) -> Any:
+        current = getcurrent()
+        if type(current) is not NativeGreenlet:
+            # Made in a native greenlet, executed outside one: Django's own
+            # (on the loop its guard raises SynchronousOnlyOperation).
+            return super().execute_sql(result_type, chunked_fetch, chunk_size)
+        result_type = result_type or NO_RESULTS
+        try:
+            sql, params = self.as_sql()
+            if not sql:
+                raise EmptyResultSet
+        except EmptyResultSet:
+            if result_type == MULTI:
+                return iter([])
+            return None
+        if result_type == MULTI:
+            col_count = self.col_count if self.has_extra_select else None
+            if chunked_fetch and current.session is not None:
+                held = _run(self, current, sql, params, "cursor", retry=False)
+                current.session.cursors.append(held)
+                return _fetch_chunks(held, col_count, chunk_size)
+            rows = _run(self, current, sql, params, "all", retry=True)
+            if col_count is not None:
+                rows = [row[:col_count] for row in rows]
+            if chunked_fetch:
+                return iter(_chunked(rows, chunk_size))
+            return _chunked(rows, chunk_size)
+        if result_type == SINGLE:
+            row = _run(self, current, sql, params, "one", retry=True)
+            if row:
+                return row[0 : self.col_count]
+            return row
+        # CURSOR, ROW_COUNT, NO_RESULTS: a statement run for its effect.
+        if not current.writes or not isinstance(self, _WRITE_COMPILERS):
+            raise SynchronousOnlyOperation(
+                f"dualcall native path: a {type(self).__name__} asked for result type "
+                f"{result_type!r} in a call that is not a planned write."
+            )
+        current.wrote = True
+        count = _run(self, current, sql, params, "rowcount", retry=False)
+        if result_type == CURSOR:
+            return _RowCount(count)
+        if result_type == NO_RESULTS:
+            return None
+        return count  # ROW_COUNT
+
+
+_WRITE_COMPILERS = (sql_compiler.SQLUpdateCompiler, sql_compiler.SQLDeleteCompiler)
+
+
+def _chunked(rows: list[Any], size: int) -> list[list[Any]]:
+    """Rows as ``list(cursor_iter(...))`` gives them: chunks of *size*, none when empty."""
+    if len(rows) <= size:
+        return [rows] if rows else []
+    return [rows[i : i + size] for i in range(0, len(rows), size)]
+
+
+def _fetch_chunks(held: Any, col_count: int | None, size: int) -> Iterator[list[Any]]:
+    """Django's ``cursor_iter`` over a held server-side cursor: FETCH on demand."""
+    while True:
+        rows = _await(held.fetch(size))
+        if not rows:
+            return
+        yield rows if col_count is None else [row[:col_count] for row in rows]
+
+
+class _RowCount:
+    """What ``execute_sql(CURSOR)`` of an update or delete is used for (Django < 6.1)."""
+
+    __slots__ = ("rowcount",)
+
+    def __init__(self, rowcount: int) -> None:
+        self.rowcount = rowcount
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> _RowCount:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        pass
+
+
+class _NoCursor:
+    """``context["cursor"]`` for execute wrappers: the native path has no sync cursor."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        raise SynchronousOnlyOperation(
+            f"dualcall native path: an execute wrapper read cursor.{name}; there is no sync "
+            "cursor on the native path (the call runs on the thread path instead)."
+        )
+
+
+_NO_CURSOR = _NoCursor()
+
+
+def _run(
+    compiler: Any, current: NativeGreenlet, sql: str, params: Any, kind: str, retry: bool
+) -> Any:
+    """Have the parent run *sql*, through the connection's execute wrappers if any."""
+    conn = compiler.connection
+    alias = conn.alias
+    wrappers = conn.execute_wrappers
+    if not wrappers:
+        return current.parent.switch(execute(alias, sql, params, kind, retry))
+    done: list[Any] = []
+
+    def run(sql: str, params: Any, many: bool, context: dict[str, Any]) -> None:
+        done.append(current.parent.switch(execute(alias, sql, params, kind, retry)))
+
+    executor: Callable[..., Any] = run
+    for wrapper in reversed(wrappers):
+        executor = _partial(wrapper, executor)
+    executor(sql, params, False, {"connection": conn, "cursor": _NO_CURSOR})
+    if not done:
+        # A wrapper returned without executing: nothing ran, and what Django
+        # makes of that depends on its cursor; the thread path shows it.
+        raise SynchronousOnlyOperation(
+            "dualcall native path: an execute wrapper did not execute the query."
+        )
+    return done[-1]
+
+
+def _partial(wrapper: Callable[..., Any], executor: Callable[..., Any]) -> Callable[..., Any]:
+    def wrapped(sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
+        return wrapper(executor, sql, params, many, context)
+
+    return wrapped
+
+
+# compiler class -> its native subclass.
+_native_classes: dict[type, type] = {}
+
+
+def native_compiler_class(cls: type) -> type:
+    """*cls* with :class:`NativeCompiler`'s ``execute_sql`` as its base's.
+
+    ``class N(cls, NativeCompiler)``: a subclass's own ``execute_sql``
+    (``SQLUpdateCompiler``'s) still runs and its ``super()`` reaches the
+    native one.  Compilers that do not go through the base ``execute_sql``
+    (inserts open ``connection.cursor()`` themselves) fall back.
+    """
+    native = _native_classes.get(cls)
+    if native is None:
+        if cls is sql_compiler.SQLCompiler:
+            native = NativeCompiler
+        else:
+            native = type(cls.__name__, (cls, NativeCompiler), {})
+            native.__module__ = cls.__module__
+        _native_classes[cls] = native
+    return native
+
+
+def _hook(ops: Any) -> None:
+    """Make *ops* hand out native compilers inside native greenlets (idempotent)."""
+    if "compiler" in vars(ops):
+        return
+    real = ops.compiler  # the bound method
+    get = getcurrent
+
+    def compiler(compiler_name: str) -> Any:
+        cls = real(compiler_name)
+        if type(get()) is NativeGreenlet:
+            return native_compiler_class(cls)
+        return cls
+
+    ops.compiler = compiler
 
 
 def task_connection(alias: str) -> Any:
-    """The task's ``connections[alias]``, told the server version so it never connects to ask.
+    """The task's ``connections[alias]``, hooked, told the server version so it never connects.
 
     In a coroutine, Django's ``connections`` are local to the task: a task
     that has none yet (each task of a ``gather``) would build a new
@@ -78,66 +362,81 @@ def task_connection(alias: str) -> Any:
     conn = getattr(local, alias, None)
     if conn is None:
         conn = pools.thread_wrapper(alias)
+        if type(conn.execute_wrappers) is list:
+            # Shared by unrelated tasks: each task's connection.execute_wrapper()
+            # must wrap its own queries only.
+            conn.execute_wrappers = _ContextWrappers()
         setattr(local, alias, conn)
-    if "pg_version" not in conn.__dict__:
-        conn.__dict__["pg_version"] = pools._server_versions[alias]
+    data = conn.__dict__
+    if "pg_version" not in data:
+        data["pg_version"] = pools._server_versions[alias]
+    if "compiler" not in vars(conn.ops):
+        _hook(conn.ops)
     return conn
 
 
-def capture(conn: Any, call: Callable[[], Any]) -> tuple[bool, Any]:
-    """Run *call* until its first compiler executes.
+class _ContextWrappers:
+    """``execute_wrappers`` of the shared wrapper: a list per context (task).
 
-    Return ``(False, compiler)`` when a compiler was captured (its SQL not
-    run), ``(True, result)`` when *call* returned without one (a cached
-    result).  ``SynchronousOnlyOperation`` becomes :class:`Fallback`.
+    ``connection.execute_wrapper()`` appends and pops; a task sees what it
+    (or the task that started it, as with Django's own task-local
+    connections) installed, never another request's wrappers.
     """
-    ops = conn.ops
-    real = type(ops).compiler
 
-    def compiler(name: str) -> Any:
-        return _capturing_class(real(ops, name))
+    __slots__ = ("_var",)
 
-    ops.compiler = compiler
-    try:
-        return True, call()
-    except _Captured as captured:
-        return False, captured.compiler
-    except SynchronousOnlyOperation as exc:
-        raise Fallback from exc
-    finally:
-        del ops.compiler
+    def __init__(self) -> None:
+        self._var: contextvars.ContextVar[tuple[Any, ...]] = contextvars.ContextVar(
+            "dualcall_execute_wrappers", default=()
+        )
+
+    def append(self, wrapper: Any) -> None:
+        self._var.set((*self._var.get(), wrapper))
+
+    def pop(self) -> Any:
+        wrappers = self._var.get()
+        if not wrappers:
+            raise IndexError("pop from empty list")
+        self._var.set(wrappers[:-1])
+        return wrappers[-1]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._var.get())
+
+    def __reversed__(self) -> Iterator[Any]:
+        return iter(self._var.get()[::-1])
+
+    def __len__(self) -> int:
+        return len(self._var.get())
+
+    def __bool__(self) -> bool:
+        return bool(self._var.get())
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._var.get()[index]
 
 
-def compile_sql(compiler: Any) -> tuple[str, Any] | None:
-    """``compiler.as_sql()``; ``None`` for a query that matches nothing (``EmptyResultSet``)."""
-    try:
-        sql, params = compiler.as_sql()
-    except EmptyResultSet:
-        return None
-    except SynchronousOnlyOperation as exc:
-        raise Fallback from exc
-    if not sql:
-        return None
-    return sql, params
+# -- the pool ------------------------------------------------------------------
 
 
 async def execute(alias: str, sql: str, params: Any, kind: str, retry: bool) -> Any:
     """Run *sql* on a pooled connection of the running loop.
 
-    *kind*: ``"all"`` (the rows), ``"one"`` (the first row or ``None``) or
-    ``"rowcount"``.  psycopg's errors are raised as Django's
-    (``django.db.utils``).  A read (*retry*) that fails because the server
-    closed the connection (a killed backend, a restart) runs once more on a
-    new connection; the pool discards the broken one.
+    *kind*: ``"all"`` (the rows), ``"one"`` (the first row or ``None``),
+    ``"rowcount"``, or ``"cursor"``: a :class:`HeldCursor` (a server-side
+    cursor declared on a connection held until it is closed).  psycopg's
+    errors are raised as Django's (``django.db.utils``).  A read (*retry*)
+    that fails because the server closed the connection (a killed backend,
+    a restart) runs once more on a new connection; the pool discards the
+    broken one.
     """
-    import psycopg
-    from psycopg_pool import PoolTimeout
-
     global statements
     conn_t = task_connection(alias)
-    pool = await pools.get_pool(alias)
+    pool = pools.ready_pool(alias) or await pools.get_pool(alias)
     statements += 1
     logged = conn_t.queries_logged
+    if kind == "cursor":
+        return await _open_cursor(alias, conn_t, pool, sql, params, logged)
     attempts = 2 if retry else 1
     for attempt in range(attempts):
         start = pools.now() if logged else 0.0
@@ -170,11 +469,92 @@ async def execute(alias: str, sql: str, params: Any, kind: str, retry: bool) -> 
                 continue
         except PoolTimeout as exc:
             raise pools.timeout_error(alias, exc) from exc
-        except psycopg.OperationalError:
+        except PsycopgOperationalError:
             # Connecting failed (the pool's own error): Django's class.
             with conn_t.wrap_database_errors:
                 raise
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+_cursor_names = itertools.count(1)
+
+
+def _server_cursor_class(client_binding: bool) -> Any:
+    import psycopg
+
+    if not client_binding:
+        return psycopg.AsyncServerCursor
+    from psycopg.client_cursor import ClientCursorMixin
+
+    # As Django's ServerSideCursor: the ORM's SQL is not always preparable
+    # (Django #20516), so parameters are bound client-side.
+    class AsyncClientServerCursor(ClientCursorMixin, psycopg.AsyncServerCursor):  # type: ignore[type-arg]
+        pass
+
+    return AsyncClientServerCursor
+
+
+_cursor_classes: dict[bool, Any] = {}
+
+
+async def _open_cursor(
+    alias: str, conn_t: Any, pool: Any, sql: str, params: Any, logged: bool
+) -> HeldCursor:
+    client_binding = conn_t.settings_dict["OPTIONS"].get("server_side_binding") is not True
+    cursor_class = _cursor_classes.get(client_binding)
+    if cursor_class is None:
+        cursor_class = _cursor_classes[client_binding] = _server_cursor_class(client_binding)
+    try:
+        aconn = await pool.getconn()
+    except PoolTimeout as exc:
+        raise pools.timeout_error(alias, exc) from exc
+    except PsycopgOperationalError:
+        with conn_t.wrap_database_errors:
+            raise
+    held = HeldCursor(pool, aconn, conn_t)
+    try:
+        start = pools.now() if logged else 0.0
+        # WITH HOLD: the connection is in autocommit mode, as Django's own
+        # server-side cursors there (the result is kept until CLOSE).
+        held.cursor = cursor_class(aconn, f"_dualcall_curs_{next(_cursor_names)}", withhold=True)
+        with conn_t.wrap_database_errors:
+            await held.cursor.execute(sql, params)
+        if logged:
+            _log(conn_t, held.cursor, sql, params, start)
+    except BaseException:
+        await held.close()
+        raise
+    return held
+
+
+class HeldCursor:
+    """A server-side cursor on a connection held from the pool until :meth:`close`."""
+
+    def __init__(self, pool: Any, aconn: Any, conn_t: Any) -> None:
+        self.pool = pool
+        self.aconn: Any = aconn
+        self.conn_t = conn_t
+        self.cursor: Any = None
+
+    async def fetch(self, size: int) -> list[Any]:
+        """The next *size* rows (``[]`` at the end)."""
+        with self.conn_t.wrap_database_errors:
+            rows: list[Any] = await self.cursor.fetchmany(size)
+        return rows
+
+    async def close(self) -> None:
+        """Close the cursor and give the connection back (idempotent; never raises)."""
+        aconn, self.aconn = self.aconn, None
+        if aconn is None:
+            return
+        try:
+            if self.cursor is not None and not aconn.broken:
+                await self.cursor.close()
+        except Exception:
+            pass
+        finally:
+            # The pool resets or discards a connection left mid-query.
+            await self.pool.putconn(aconn)
 
 
 def _is_disconnect(exc: BaseException) -> bool:
@@ -193,142 +573,52 @@ def _log(conn_t: Any, cursor: Any, sql: str, params: Any, start: float) -> None:
     conn_t.queries_log.append({"sql": text, "time": f"{duration:.3f}"})
 
 
-async def materialize(queryset: Any, alias: str) -> list[Any]:
-    """Evaluate *queryset* natively with its own iterable class; return the list.
+# -- async iteration -------------------------------------------------------------
 
-    Does not touch ``queryset._result_cache``: the caller decides.
+
+class _Iteration:
+    """The server-side cursors one native iteration opened (closed with it)."""
+
+    __slots__ = ("cursors",)
+
+    def __init__(self) -> None:
+        self.cursors: list[HeldCursor] = []
+
+    async def close(self) -> None:
+        cursors, self.cursors = self.cursors, []
+        for held in cursors:
+            await held.close()
+
+
+async def iterate(
+    make_iterator: Callable[[], Iterator[Any]], chunk_size: int
+) -> AsyncGenerator[Any, None]:
+    """Yield what ``make_iterator()`` yields, *chunk_size* items per native greenlet run.
+
+    As Django's ``BaseIterable._async_generator``: the sync iterator is made
+    once and each chunk is ``list(islice(iterator, chunk_size))``, here run
+    natively; a chunked read opens a server-side cursor held for the
+    iteration.  :class:`Fallback` can only come from the first chunk (the
+    caller then iterates on the thread path).
     """
-    conn = task_connection(alias)
-    iterable_class = queryset._iterable_class
-    done, compiler = capture(conn, lambda: list(iterable_class(queryset)))
-    if done:  # an iterable that did not need SQL
-        return list(compiler)
-    compiled = compile_sql(compiler)
-    if compiled is None:
-        rows: list[Any] = []
-    else:
-        rows = await execute(alias, compiled[0], compiled[1], "all", retry=True)
-        if compiler.has_extra_select:
-            count = compiler.col_count
-            rows = [row[0:count] for row in rows]
-
-    def replay_execute_sql(result_type: Any = MULTI, *args: Any, **kwargs: Any) -> Any:
-        if result_type != MULTI:
-            raise Fallback(f"iterable asked for result type {result_type!r}")
-        return [rows]
-
-    compiler.execute_sql = replay_execute_sql
-    ops = conn.ops
-    ops.compiler = lambda name: (lambda *args, **kwargs: compiler)
+    session = _Iteration()
     try:
-        return list(iterable_class(queryset))
+        # Made on the loop, outside a greenlet, as Django makes it: an
+        # iterable whose __iter__ is not a generator (values_list() without
+        # annotations) executes here, and raises as Django's aiterator does.
+        iterator = make_iterator()
+
+        def next_chunk() -> list[Any]:
+            return list(itertools.islice(iterator, chunk_size))
+
+        while True:
+            chunk = await call(next_chunk, session=session)
+            for item in chunk:
+                yield item
+            if len(chunk) < chunk_size:
+                break
     finally:
-        del ops.compiler
-
-
-async def single(conn: Any, alias: str, call: Callable[[], Any]) -> tuple[bool, Any, Any]:
-    """Capture the compiler of *call* and fetch its one row.
-
-    Return ``(True, result, None)`` when *call* finished without SQL, else
-    ``(False, row or None, compiler)``.
-    """
-    done, compiler = capture(conn, call)
-    if done:
-        return True, compiler, None
-    compiled = compile_sql(compiler)
-    if compiled is None:
-        return False, None, compiler
-    row = await execute(alias, compiled[0], compiled[1], "one", retry=True)
-    if row is not None:
-        row = row[0 : compiler.col_count]
-    return False, row, compiler
-
-
-async def rowcount(conn: Any, alias: str, call: Callable[[], Any]) -> tuple[bool, Any]:
-    """Capture the compiler of the write *call* and run its one statement; the row count."""
-    done, compiler = capture(conn, call)
-    if done:
-        return True, compiler
-    if getattr(compiler.query, "related_updates", None):
-        raise Fallback("an update of parent models' fields runs several statements")
-    compiled = compile_sql(compiler)
-    if compiled is None:
-        return False, 0
-    return False, await execute(alias, compiled[0], compiled[1], "rowcount", retry=False)
-
-
-def aggregate_tail(compiler: Any, row: Any) -> dict[str, Any]:
-    """What ``Query.get_aggregation()`` makes of its one row (or of no row)."""
-    query = compiler.query
-    columns = query.annotation_select.values()
-    if row is None:
-        values: Any = [expression.empty_result_set_value for expression in columns]
-    else:
-        converters = compiler.get_converters(columns)
-        rows: Any = compiler.apply_converters((row,), converters)
-        has_composite = getattr(compiler, "has_composite_fields", None)
-        if has_composite is not None and has_composite(columns):
-            rows = compiler.composite_fields_to_tuples(rows, columns)
-        values = next(iter(rows))
-    return dict(zip(query.annotation_select, values, strict=False))
-
-
-__all__ += ["CURSOR", "SINGLE", "compile_sql", "rowcount", "single"]
-
-
-async def replayed(conn: Any, alias: str, call: Callable[[], Any]) -> Any:
-    """Run the read *call* natively: capture its compiler, fetch, run *call* again with the rows.
-
-    The second run repeats the Python that builds the query (not the
-    compilation: it gets the compiled compiler back) and then does exactly
-    what Django does with rows: converters, ``from_db()``, caches, the
-    method's own checks and exceptions (``DoesNotExist``...).  A second
-    query in the second run (a method that was not a single query after all)
-    falls back to the thread path; nothing was written.
-    """
-    done, compiler = capture(conn, call)
-    if done:
-        return compiler
-    result_type = compiler.dualcall_result_type
-    if result_type not in (MULTI, SINGLE):
-        raise Fallback(f"a read that asks for result type {result_type!r}")
-    compiled = compile_sql(compiler)
-    if compiled is None:
-        rows: Any = [] if result_type == MULTI else None
-    elif result_type == MULTI:
-        rows = await execute(alias, compiled[0], compiled[1], "all", retry=True)
-        if compiler.has_extra_select:
-            count = compiler.col_count
-            rows = [row[0:count] for row in rows]
-    else:
-        rows = await execute(alias, compiled[0], compiled[1], "one", retry=True)
-        if rows is not None:
-            rows = rows[0 : compiler.col_count]
-
-    def replay_execute_sql(result_type_: Any = MULTI, *args: Any, **kwargs: Any) -> Any:
-        if result_type_ != result_type:
-            raise Fallback(f"the second run asked for result type {result_type_!r}")
-        if result_type == MULTI:
-            return [rows] if compiled is not None else iter([])
-        return rows
-
-    compiler.execute_sql = replay_execute_sql
-    ops = conn.ops
-    handed: list[bool] = []
-
-    def compiler_factory(name: str) -> Any:
-        def make(*args: Any, **kwargs: Any) -> Any:
-            if handed:
-                raise Fallback("a second query")
-            handed.append(True)
-            return compiler
-
-        return make
-
-    ops.compiler = compiler_factory
-    try:
-        return call()
-    except SynchronousOnlyOperation as exc:
-        raise Fallback from exc
-    finally:
-        del ops.compiler
+        if session.cursors:
+            # Shielded: a cancellation arriving now must not keep the
+            # connection from going back to the pool.
+            await asyncio.shield(session.close())
