@@ -35,11 +35,13 @@ query does.  A connection that dies while a read runs on it (the server
 stops mid-query) is retried once on a checked pool (``run.execute``); a
 write is not retried: it raises Django's ``OperationalError``.
 
-While the server is down, calls wait up to ``timeout`` for psycopg_pool's
-reconnection (with its backoff), then raise :class:`NativePoolTimeout`
-saying the pool could not connect; once the server is back, calls succeed
-again with no action.  :class:`NativePoolTimeout` says instead that every
-connection is in use when that is the cause (the pool is exhausted).
+While the server is down, calls wait up to ``timeout`` (the pool tries to
+connect again about every :data:`RECONNECT` seconds while calls wait, not
+with psycopg_pool's backoff of up to minutes), then raise
+:class:`NativePoolTimeout` saying the pool could not connect; once the
+server is back, calls succeed again with no action.
+:class:`NativePoolTimeout` says instead that every connection is in use
+when that is the cause (the pool is exhausted).
 
 Nothing here ever connects through Django's sync machinery: the server
 version a compiler may need is read from the pool's first connection and
