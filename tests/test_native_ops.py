@@ -593,8 +593,14 @@ class TestServerRestart:
             return calls
 
         async def load(stop):
-            # Twice as many workers as connections: some always wait for one.
-            return sum(await asyncio.gather(*[worker(stop) for _ in range(2 * max_size)]))
+            # Three times as many workers as connections: some always wait for one.
+            return sum(await asyncio.gather(*[worker(stop) for _ in range(3 * max_size)]))
+
+        async def count_sessions(stop, counts):
+            while not stop.is_set():
+                with contextlib.suppress(Exception):  # the server may be down
+                    counts.append(len(await asyncio.to_thread(_sessions)))
+                await asyncio.sleep(0.1)
 
         async def work():
             assert await NativeItem.objects.count() == 8  # the pool is up
@@ -602,16 +608,21 @@ class TestServerRestart:
             started = _admin("SELECT pg_postmaster_start_time()")
             stop = asyncio.Event()
             loader = asyncio.create_task(load(stop))
+            counts = []
+            counter = asyncio.create_task(count_sessions(stop, counts))
             await asyncio.sleep(rng.uniform(0.05, 0.4))
             if how == "restart":
                 await asyncio.to_thread(_restart_server, state)
                 assert _admin("SELECT pg_postmaster_start_time()") != started
             else:
                 await asyncio.to_thread(_terminate_all)
-            assert not (_sessions() & first)  # the pool's first sessions all ended
-            await asyncio.sleep(rng.uniform(0, 0.3))
+            # The pool's first sessions all ended.
+            assert not (await asyncio.to_thread(_sessions, gone=first) & first)
+            await asyncio.sleep(rng.uniform(0.2, 1.0))  # load goes on, the server back
             stop.set()
             calls = await loader
+            await counter
+            assert counts and max(counts) <= max_size, counts
             # The server is back: every call succeeds (waiting, at most the
             # pool's timeout, for psycopg_pool to reconnect).
             after = await asyncio.gather(
