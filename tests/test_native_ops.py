@@ -341,6 +341,26 @@ class TestDeadSessions:
         ]
         assert _sessions(gone=_sessions()) == set()
 
+    @pytest.mark.parametrize("seed", range(3))
+    def test_loop_ends_while_the_pool_reconnects(self, native, items, settings, caplog, seed):
+        """Replacements still connecting when the loop shuts down leave no session behind.
+
+        psycopg_pool logs the cancelled attempts, and pytest keeps the log
+        records (with their exceptions) until the test ends.
+        """
+        settings.DUALCALL_NATIVE_POOL = {"max_size": 8}
+        rng = random.Random(seed)
+
+        async def work():
+            assert await NativeItem.objects.count() == 8
+            _terminate(_sessions())
+            assert await NativeItem.objects.count() == 8  # the first replacement
+            await asyncio.sleep(rng.uniform(0, 0.005))  # the others are connecting
+
+        for _ in range(3):
+            asyncio.run(work())
+            assert _sessions(gone=_sessions()) == set()
+
     def test_killed_idle_sessions_under_gather(self, native, items, settings):
         settings.DUALCALL_NATIVE_POOL = {"max_size": 3}
 

@@ -372,9 +372,16 @@ def _tracking_class(made: _Made) -> Any:
         async def connect(cls, *args: Any, **kwargs: Any) -> Any:
             try:
                 conn = await super().connect(*args, **kwargs)
-            except Exception as exc:
-                made.error, made.failed_at = exc, time.monotonic()
-                raise
+            except BaseException as exc:
+                if isinstance(exc, Exception):
+                    made.error, made.failed_at = exc, time.monotonic()
+                # The traceback holds the half-made libpq connection (in
+                # psycopg's connect generator): whoever keeps the exception
+                # (psycopg_pool logs it: a handler that stores records, as
+                # pytest's does) would keep that session open, typically
+                # when the loop's shutdown cancels a worker that connects.
+                # Without its traceback the connection is finished at once.
+                raise exc.with_traceback(None)  # noqa: B904 (the same exception)
             made.connections.add(conn)
             return conn
 
