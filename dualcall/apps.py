@@ -14,8 +14,10 @@ class DualcallConfig(AppConfig):  # type: ignore[misc]  # Django is untyped
 
         from .awaitables import strict_setting
         from .checks import check_namespace_clash
+        from .native.pool import check_pool_setting
         from .patching import patch
 
         patch()
         strict_setting()  # a DUALCALL_STRICT that is not a bool fails at startup, not later
+        check_pool_setting()  # so does a DUALCALL_NATIVE_POOL with a wrong option
         checks.register(check_namespace_clash, checks.Tags.models)

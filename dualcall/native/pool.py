@@ -6,7 +6,9 @@ parameters (``DatabaseWrapper.get_connection_params()``: ``OPTIONS``,
 Django's psycopg adapters with the connection time zone, ``prepare_threshold``,
 ``server_side_binding``), then configured as Django configures its own
 (``TimeZone``, ``OPTIONS["assume_role"]``, ``OPTIONS["isolation_level"]``) and
-left in autocommit mode.
+left in autocommit mode.  Their ``application_name`` is ``dualcall-native``
+unless ``OPTIONS`` (or libpq's ``PGAPPNAME``) sets one, so that
+``pg_stat_activity`` tells them apart from Django's own sessions.
 
 Lifetime: a pool belongs to one event loop.  With its first pool, a loop gets
 a guardian task that waits forever; when the loop's runner cancels the tasks
@@ -16,7 +18,30 @@ loop), the guardian closes the loop's pools (which also stops the pool's own
 worker tasks: psycopg_pool's workers survive a cancellation that arrives
 while they open a connection, and would hang that shutdown).
 :func:`close_pools` closes the pools of the running loop at once (ASGI
-lifespan shutdown; a loop closed by hand without cancelling its tasks).
+lifespan shutdown: :func:`dualcall.native.asgi.lifespan`; a loop closed by
+hand without cancelling its tasks).
+
+Health (what Django's ``CONN_HEALTH_CHECKS`` does for its persistent
+connections): every connection the pool hands out is checked first, always,
+at no cost in round trips: an idle connection in autocommit mode receives
+nothing until it sends a query, so a readable socket means the server ended
+the session (a restart, ``pg_terminate_backend``, ``idle_session_timeout``,
+a proxy that closed it).  Such a connection is closed, the pool makes a new
+one, and the call takes the next connection, within its ``timeout``.  So
+neither reads nor writes run on a session the server already ended, and
+``CONN_HEALTH_CHECKS`` is not consulted: a round trip would catch nothing
+more, except a silently broken network path, where it would hang as the
+query does.  A connection that dies while a read runs on it (the server
+stops mid-query) is retried once on a checked pool (``run.execute``); a
+write is not retried: it raises Django's ``OperationalError``.
+
+While the server is down, calls wait up to ``timeout`` (the pool tries to
+connect again about every :data:`RECONNECT` seconds while calls wait, not
+with psycopg_pool's backoff of up to minutes), then raise
+:class:`NativePoolTimeout` saying the pool could not connect; once the
+server is back, calls succeed again with no action.
+:class:`NativePoolTimeout` says instead that every connection is in use
+when that is the cause (the pool is exhausted).
 
 Connections are taken by :func:`dualcall.native.run.execute`, the one place
 that talks to the pool: for one statement each, or (``kind="cursor"``, an
@@ -31,7 +56,10 @@ given to the wrappers used for compiling (:func:`compile_connection`,
 The companion setting ``DUALCALL_NATIVE_POOL`` (a dict, or a dict of dicts
 keyed by alias) sets ``min_size``, ``max_size``, ``timeout`` (seconds a
 call waits for a free connection before :class:`NativePoolTimeout`),
-``max_idle``, ``max_lifetime`` and ``max_waiting``.
+``max_idle``, ``max_lifetime`` and ``max_waiting``.  It is checked at
+startup (dualcall's ``AppConfig.ready()``, :func:`check_pool_setting`): an
+unknown option or alias, a value of the wrong type, a ``min_size`` above
+``max_size`` raise ``ImproperlyConfigured``.
 """
 
 from __future__ import annotations
@@ -39,6 +67,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import os
+import select
 import threading
 import time
 import weakref
@@ -49,13 +79,20 @@ from django.db import connections
 from django.db.utils import OperationalError
 
 __all__ = [
+    "DEFAULT_APPLICATION_NAME",
     "DEFAULT_POOL",
     "NativePoolTimeout",
+    "check_pool_setting",
     "close_pools",
     "compile_connection",
     "get_pool",
     "pool_options",
+    "session_ended",
 ]
+
+#: The ``application_name`` of native pool sessions, unless ``OPTIONS`` or
+#: ``PGAPPNAME`` sets one.
+DEFAULT_APPLICATION_NAME = "dualcall-native"
 
 #: Defaults of ``DUALCALL_NATIVE_POOL``: sized for one ASGI server process.
 DEFAULT_POOL: dict[str, Any] = {
@@ -78,19 +115,84 @@ class NativePoolTimeout(OperationalError):  # type: ignore[misc]
 
 def pool_options(alias: str) -> dict[str, Any]:
     """Return the pool options of *alias*: ``DEFAULT_POOL`` updated by ``DUALCALL_NATIVE_POOL``."""
-    configured: dict[str, Any] = dict(getattr(settings, "DUALCALL_NATIVE_POOL", None) or {})
+    configured = check_pool_setting()
     per_alias = configured.get(alias)
     if isinstance(per_alias, dict):
-        configured = per_alias
+        own = per_alias
     else:
-        configured = {k: v for k, v in configured.items() if not isinstance(v, dict)}
-    unknown = set(configured) - set(DEFAULT_POOL)
-    if unknown:
-        raise ValueError(
-            f"DUALCALL_NATIVE_POOL: unknown option(s) {sorted(unknown)}; "
-            f"the options are {sorted(DEFAULT_POOL)}."
+        own = {k: v for k, v in configured.items() if not isinstance(v, dict)}
+    options = {**DEFAULT_POOL, **own}
+    return options
+
+
+# option -> (accepts None, smallest value, is an int, what the message says it must be)
+_RULES: dict[str, tuple[bool, float, bool, str]] = {
+    "min_size": (True, 0, True, "None or an int >= 0"),
+    "max_size": (False, 1, True, "an int >= 1"),
+    "timeout": (False, 0, False, "a number > 0 (seconds)"),
+    "max_idle": (False, 0, False, "a number > 0 (seconds)"),
+    "max_lifetime": (False, 0, False, "a number > 0 (seconds)"),
+    "max_waiting": (False, 0, True, "an int >= 0 (0: no limit)"),
+}
+
+
+def check_pool_setting() -> dict[str, Any]:
+    """Return ``DUALCALL_NATIVE_POOL`` (``{}`` when unset), or raise ``ImproperlyConfigured``.
+
+    Run by dualcall's ``AppConfig.ready()``, so that a mistake fails at
+    startup, and again whenever pool options are read (a test's
+    ``override_settings``).
+    """
+    from django.core.exceptions import ImproperlyConfigured
+
+    value = getattr(settings, "DUALCALL_NATIVE_POOL", None)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ImproperlyConfigured(
+            "DUALCALL_NATIVE_POOL must be a dict of pool options, or of such dicts by "
+            f"database alias, not {value!r}."
         )
-    return {**DEFAULT_POOL, **configured}
+    for key, item in value.items():
+        if isinstance(item, dict) and key not in DEFAULT_POOL:
+            if key not in connections.settings:
+                raise ImproperlyConfigured(
+                    f"DUALCALL_NATIVE_POOL names the database {key!r}, which is not in DATABASES."
+                )
+            _check_options(item, f"DUALCALL_NATIVE_POOL[{key!r}]")
+    _check_options(
+        {k: v for k, v in value.items() if not isinstance(v, dict) or k in DEFAULT_POOL},
+        "DUALCALL_NATIVE_POOL",
+    )
+    return value
+
+
+def _check_options(options: dict[str, Any], where: str) -> None:
+    from django.core.exceptions import ImproperlyConfigured
+
+    for name, option in options.items():
+        rule = _RULES.get(name)
+        if rule is None:
+            raise ImproperlyConfigured(
+                f"{where}: unknown option {name!r}; the options are "
+                f"{', '.join(sorted(DEFAULT_POOL))}."
+            )
+        accepts_none, smallest, integer, must = rule
+        if option is None and accepts_none:
+            continue
+        kinds = (int,) if integer else (int, float)
+        if (
+            isinstance(option, bool)
+            or not isinstance(option, kinds)
+            or option < smallest
+            or (option == smallest and not integer)
+        ):
+            raise ImproperlyConfigured(f"{where}[{name!r}] must be {must}, not {option!r}.")
+    min_size, max_size = options.get("min_size"), options.get("max_size", DEFAULT_POOL["max_size"])
+    if min_size is not None and min_size > max_size:
+        raise ImproperlyConfigured(
+            f"{where}: min_size ({min_size}) is larger than max_size ({max_size})."
+        )
 
 
 # -- the wrapper used to compile ----------------------------------------------
@@ -193,7 +295,8 @@ async def _close_pool(pool: Any) -> None:
         await asyncio.wait(pending, timeout=2.0)
     # Plus every connection the pool ever configured: one that a worker was
     # still adding when it was cancelled is in no list of the pool's.
-    for conn in [*idle, *getattr(pool, "dualcall_connections", ())]:
+    made = getattr(pool, "dualcall_made", None)
+    for conn in [*idle, *(made.connections if made is not None else ())]:
         if not conn.closed:
             await conn.close()
 
@@ -223,17 +326,20 @@ def _connection_kwargs(alias: str) -> tuple[dict[str, Any], Any]:
         psycopg.AsyncCursor if server_side_binding else psycopg.AsyncClientCursor
     )
     params["autocommit"] = True
+    if "application_name" not in params and "PGAPPNAME" not in os.environ:
+        # Sessions of the native pools are told apart in pg_stat_activity.
+        params["application_name"] = DEFAULT_APPLICATION_NAME
     return params, wrapper
 
 
-def _configure(wrapper: Any, made: weakref.WeakSet[Any]) -> Any:
+def _configure(wrapper: Any, made: _Made) -> Any:
     options = wrapper.settings_dict["OPTIONS"]
     isolation_level = options.get("isolation_level")
     role = options.get("assume_role")
     timezone_name = wrapper.timezone_name
 
     async def configure(conn: Any) -> None:
-        made.add(conn)
+        made.connections.add(conn)
         if isolation_level is not None:
             import psycopg
 
@@ -249,29 +355,138 @@ def _configure(wrapper: Any, made: weakref.WeakSet[Any]) -> Any:
     return configure
 
 
-def _tracking_class(made: weakref.WeakSet[Any]) -> Any:
-    """An ``AsyncConnection`` subclass that records every connection it makes in *made*."""
+class _Made:
+    """What a pool's connection class saw: every connection made, the last failure to connect."""
+
+    def __init__(self) -> None:
+        self.connections: weakref.WeakSet[Any] = weakref.WeakSet()
+        self.error: BaseException | None = None
+        self.failed_at = -float("inf")  # time.monotonic() of the last failure
+
+    def failed_within(self, seconds: float) -> bool:
+        """Whether an attempt to connect failed in the last *seconds*."""
+        return time.monotonic() - self.failed_at <= seconds
+
+
+def _tracking_class(made: _Made) -> Any:
+    """An ``AsyncConnection`` subclass that records what it makes (and fails to) in *made*."""
     import psycopg
 
     class Connection(psycopg.AsyncConnection):
         @classmethod
         async def connect(cls, *args: Any, **kwargs: Any) -> Any:
-            conn = await super().connect(*args, **kwargs)
-            made.add(conn)
+            try:
+                conn = await super().connect(*args, **kwargs)
+            except BaseException as exc:
+                if isinstance(exc, Exception):
+                    made.error, made.failed_at = exc, time.monotonic()
+                # The traceback holds the half-made libpq connection (in
+                # psycopg's connect generator): whoever keeps the exception
+                # (psycopg_pool logs it: a handler that stores records, as
+                # pytest's does) would keep that session open, typically
+                # when the loop's shutdown cancels a worker that connects.
+                # Without its traceback the connection is finished at once.
+                raise exc.with_traceback(None)  # noqa: B904 (the same exception)
+            made.connections.add(conn)
             return conn
 
     return Connection
 
 
+def session_ended(conn: Any) -> bool:
+    """Whether the server ended the session of the idle connection *conn*.
+
+    An idle connection in autocommit mode receives nothing until it sends a
+    query: if its socket is readable, the server sent the ``FATAL`` message
+    of a terminated session (a restart, ``pg_terminate_backend``,
+    ``idle_session_timeout``) or closed the socket.  A poll with a zero
+    timeout: no round trip.
+    """
+    if conn.closed or conn.broken:
+        return True
+    try:
+        fd = conn.fileno()
+    except Exception:
+        return True
+    poll = getattr(select, "poll", None)
+    if poll is not None:  # any descriptor number (select() is limited to FD_SETSIZE)
+        poller = poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(0))
+    readable, _, _ = select.select([fd], [], [], 0)
+    return bool(readable)
+
+
+_pool_class: Any = None
+
+#: Seconds psycopg_pool keeps trying to reconnect a connection slot (its
+#: ``reconnect_timeout``, 300 by default, with a backoff doubling from 1 s:
+#: a server back after a minute would be found only tens of seconds later).
+#: Past it the slot is given up, and a call waiting for a connection starts
+#: a new attempt at once (``NativePool.getconn``).
+RECONNECT = 1.0
+
+
+def _native_pool_class() -> Any:
+    """``AsyncConnectionPool``, checking each connection it hands out with :func:`session_ended`.
+
+    Done in ``getconn()`` (public API, which ``connection()`` calls) rather
+    than with the pool's ``check`` callback: a failed check makes
+    psycopg_pool sleep (a backoff of 1 s and more) before the next attempt,
+    and after a server restart every idle connection fails it.  Here a dead
+    connection is closed and given back (the pool replaces it), and the next
+    one is taken at once, within the same deadline.
+    """
+    global _pool_class
+    if _pool_class is None:
+        from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+        class NativePool(AsyncConnectionPool):
+            dualcall_made: _Made
+
+            async def getconn(self, timeout: float | None = None) -> Any:
+                if timeout is None:
+                    timeout = self.timeout
+                deadline = time.monotonic() + timeout
+                remaining = timeout
+                while True:
+                    # Connecting failed lately (the server is or was down)?
+                    reconnecting = self.dualcall_made.failed_within(timeout)
+                    try:
+                        conn = await super().getconn(
+                            timeout=min(remaining, RECONNECT) if reconnecting else remaining
+                        )
+                    except PoolTimeout:
+                        remaining = deadline - time.monotonic()
+                        if not reconnecting or remaining <= 0:
+                            raise
+                        # Connecting fails (the server is down): the pool gave
+                        # up the slots whose reconnection lasted RECONNECT s;
+                        # check() makes it try again now, so a server that is
+                        # back is found within about RECONNECT s.
+                        await self.check()
+                        continue
+                    if not session_ended(conn):
+                        return conn
+                    try:
+                        await conn.close()
+                    finally:
+                        await self.putconn(conn)  # closed: the pool makes a new one
+                    remaining = deadline - time.monotonic()
+
+        _pool_class = NativePool
+    return _pool_class
+
+
 async def _create_pool(alias: str, state: _LoopPools) -> Any:
-    from psycopg_pool import AsyncConnectionPool
+    from psycopg_pool import PoolTimeout
 
     options = pool_options(alias)
     kwargs, wrapper = _connection_kwargs(alias)
-    made: weakref.WeakSet[Any] = weakref.WeakSet()
+    made = _Made()
     max_size = options["max_size"]
-    min_size = max_size if options["min_size"] is None else min(options["min_size"], max_size)
-    pool = AsyncConnectionPool(
+    min_size = max_size if options["min_size"] is None else options["min_size"]
+    pool = _native_pool_class()(
         connection_class=_tracking_class(made),
         kwargs=kwargs,
         min_size=min_size,
@@ -280,17 +495,20 @@ async def _create_pool(alias: str, state: _LoopPools) -> Any:
         max_idle=options["max_idle"],
         max_lifetime=options["max_lifetime"],
         max_waiting=options["max_waiting"],
+        reconnect_timeout=RECONNECT,
         configure=_configure(wrapper, made),
         name=f"dualcall-native-{alias}",
         open=False,
     )
-    pool.dualcall_connections = made  # type: ignore[attr-defined]
+    pool.dualcall_made = made
     try:
         # Every min_size connection is made now: none is left half-made by
         # a shutdown that cancels the pool's workers.
         await pool.open(wait=True, timeout=options["timeout"])
-    except BaseException:
+    except BaseException as exc:
         await _close_pool(pool)
+        if isinstance(exc, PoolTimeout):
+            raise timeout_error(alias, exc, pool) from exc
         raise
     if state.guardian is None:
         state.guardian = asyncio.get_running_loop().create_task(
@@ -300,8 +518,10 @@ async def _create_pool(alias: str, state: _LoopPools) -> Any:
         try:
             async with pool.connection(timeout=options["timeout"]) as conn:
                 _server_versions[alias] = conn.info.server_version
-        except BaseException:
-            await pool.close()
+        except BaseException as exc:
+            await _close_pool(pool)
+            if isinstance(exc, PoolTimeout):
+                raise timeout_error(alias, exc, pool) from exc
             raise
     compile_connection(alias)
     return pool
@@ -367,12 +587,31 @@ async def close_pools() -> None:
         await state.close()
 
 
-def timeout_error(alias: str, exc: BaseException) -> NativePoolTimeout:
+def timeout_error(alias: str, exc: BaseException, pool: Any = None) -> NativePoolTimeout:
+    """The :class:`NativePoolTimeout` for a call on *alias* that got no connection in time.
+
+    Two causes, two messages: every connection of the pool is in use (the
+    fix is the setting), or the pool cannot connect (the server is down or
+    refuses: an attempt to connect failed within the last ``timeout`` seconds).
+    """
+    if pool is None:
+        state = _loops.get(asyncio.get_running_loop())
+        pool = state.pools.get(alias) if state is not None else None
     options = pool_options(alias)
+    made: _Made | None = getattr(pool, "dualcall_made", None)
+    error = made.error if made is not None else None
+    if made is not None and error is not None and made.failed_within(options["timeout"]):
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        return NativePoolTimeout(
+            f"dualcall native path: no connection to database {alias!r} could be made within "
+            f"{options['timeout']} s (max_size={options['max_size']}): {reason}. The pool "
+            "keeps reconnecting; check that the server is up."
+        )
     return NativePoolTimeout(
         f"dualcall native path: no connection of the pool for database {alias!r} became free "
-        f"within {options['timeout']} s (max_size={options['max_size']}). Raise "
-        f"DUALCALL_NATIVE_POOL['max_size'] or ['timeout'], or lower the concurrency. ({exc})"
+        f"within {options['timeout']} s: all its connections (max_size={options['max_size']}) "
+        "are in use. Raise DUALCALL_NATIVE_POOL['max_size'] or ['timeout'], or run fewer "
+        "queries at once."
     )
 
 
