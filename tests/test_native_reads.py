@@ -237,6 +237,16 @@ async def test_iterator(native, data, shape, chunk_size):
         assert ran >= 1
 
 
+async def test_iterator_of_a_manager(native, data):
+    # Django's own async test: ``async for m in SimpleModel.objects.aiterator()``.
+    async def scenario():
+        return [item async for item in NativeItem.objects.iterator(chunk_size=2)]
+
+    native, thread, ran = await both(scenario)
+    assert native == thread
+    assert ran >= 1
+
+
 async def test_iterator_without_server_side_cursors(native, data, settings):
     databases = {alias: dict(connections.settings[alias]) for alias in connections.settings}
     databases["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True

@@ -324,6 +324,30 @@ async def _delete(
 _aiterator_signature: inspect.Signature | None = None
 
 
+def _plain_manager_queryset(manager: Any, name: str) -> Any:
+    """``manager.get_queryset()`` when *name* on *manager* is Django's proxy; else ``None``.
+
+    Not for related managers (their querysets are filtered by an instance
+    and may come from a prefetch cache): those take the thread path.
+    """
+    from django.core.exceptions import SynchronousOnlyOperation
+    from django.db.models import QuerySet
+    from django.db.models.manager import BaseManager
+
+    if not isinstance(manager, BaseManager) or "instance" in vars(manager):
+        return None
+    if _originals is None:
+        _setup()
+    function = getattr(type(manager), name, None)
+    if getattr(function, "__code__", None) is not _proxy_code:
+        return None
+    try:
+        queryset = manager.get_queryset()
+    except SynchronousOnlyOperation:
+        return None
+    return queryset if isinstance(queryset, QuerySet) else None
+
+
 def plan_iterator(queryset: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """``qs.iterator(...)`` in a coroutine: a native async iterator, or ``None``.
 
@@ -340,8 +364,13 @@ def plan_iterator(queryset: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) 
 
     from . import enabled_aliases
 
-    if not enabled_aliases() or not isinstance(queryset, QuerySet):
+    if not enabled_aliases():
         return None
+    if not isinstance(queryset, QuerySet):
+        # ``Model.objects.iterator()``: what the manager's proxy does.
+        queryset = _plain_manager_queryset(queryset, "iterator")
+        if queryset is None:
+            return None
     if not (_is_django_own(type(queryset), "iterator")
             and _is_django_own(type(queryset), "aiterator")):
         return None
