@@ -18,6 +18,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 
 from ..awaitables import at_caller
+from . import pool as pools
 from . import thread_path_required
 from .pool import get_pool, ready_pool
 from .run import Fallback, call, iterate, task_connection
@@ -220,7 +221,26 @@ def _eligible(queryset: Any, name: str) -> bool:
 def _native_ready(alias: str) -> bool:
     from . import enabled_aliases
 
-    return alias in enabled_aliases() and not thread_path_required(alias)
+    return (
+        alias in enabled_aliases()
+        and not thread_path_required(alias)
+        and not _sessions_set_up_by_receivers(alias)
+    )
+
+
+def _sessions_set_up_by_receivers(alias: str) -> bool:
+    """Whether ``connection_created`` receivers set up Django's sessions of *alias*.
+
+    Django sends ``connection_created`` with each new connection (a ``SET
+    search_path``, ``set_config()`` for row-level security, type loaders such
+    as ``django.contrib.postgres``' hstore): the native pool's sessions never
+    ran them, so their results could differ.  The thread path then.
+    """
+    from django.db.backends.signals import connection_created
+
+    if not connection_created.receivers:
+        return False
+    return bool(connection_created.has_listeners(type(pools.thread_wrapper(alias))))
 
 
 def plan_call(

@@ -1,0 +1,64 @@
+"""Adversarial review of the native path: each test is a defect that was found, then fixed."""
+
+import datetime
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.db import connection, connections
+from django.db.backends.signals import connection_created
+from django.db.models.expressions import RawSQL
+from django.db.models import CharField
+from django.test import override_settings
+
+from dualcall.native import methods
+from dualcall.native import run as native_run
+from tests.testapp.models import NativeItem
+
+pytestmark = [
+    pytest.mark.skipif(
+        connection.vendor != "postgresql",
+        reason="the native path runs on PostgreSQL only (DUALCALL_TEST_DB=postgres)",
+    ),
+    pytest.mark.django_db(transaction=True),
+]
+
+NOW = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+
+
+@pytest.fixture
+def native(settings):
+    settings.DUALCALL_NATIVE = ["default"]
+
+
+def _close_thread_connections():
+    for conn in connections.all(initialized_only=True):
+        conn.close()
+
+
+def _set_tenant(sender, connection, **kwargs):
+    # What a multi-tenant or row-level-security setup does for each session.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('app.tenant', 'tenant-7', false)")
+
+
+async def test_connection_created_receivers_set_up_the_session(native):
+    await sync_to_async(NativeItem.objects.create)(name="x", number=1, price=1, created=NOW)
+    tenant = NativeItem.objects.annotate(
+        tenant=RawSQL("current_setting('app.tenant', true)", (), output_field=CharField())
+    ).values_list("tenant", flat=True)
+    connection_created.connect(_set_tenant)
+    try:
+        # Django's own connection (the thread path) runs the receiver when it connects.
+        await sync_to_async(_close_thread_connections)()
+        with override_settings(DUALCALL_NATIVE=[]):
+            assert await tenant.first() == "tenant-7"
+        # The native pool's sessions never ran it: the call takes the thread path.
+        before = native_run.statements
+        assert await tenant.first() == "tenant-7"
+        assert native_run.statements == before
+    finally:
+        connection_created.disconnect(_set_tenant)
+        await sync_to_async(_close_thread_connections)()
+    before = native_run.statements
+    assert await tenant.first() in ("", None)
+    assert native_run.statements == before + 1
