@@ -169,3 +169,22 @@ def test_async_server_cursor(name):
     assert inspect.iscoroutinefunction(getattr(psycopg.AsyncServerCursor, name))
     assert "withhold" in inspect.signature(psycopg.AsyncServerCursor).parameters
     assert issubclass(run._server_cursor_class(True), ClientCursorMixin)
+
+
+def test_async_to_sync_refuses_a_running_loop_with_this_message():
+    # run.call falls back when user code run in its greenlet calls
+    # async_to_sync(), recognized by asgiref's message (run.ASYNC_TO_SYNC_REFUSED).
+    # When it breaks: take the new message's beginning.
+    import asyncio
+
+    from asgiref.sync import async_to_sync
+
+    async def noop():
+        return None
+
+    async def main():
+        with pytest.raises(RuntimeError) as info:
+            async_to_sync(noop)()
+        return str(info.value)
+
+    assert asyncio.run(main()).startswith(run.ASYNC_TO_SYNC_REFUSED)

@@ -3,16 +3,17 @@
 import datetime
 
 import pytest
-from asgiref.sync import sync_to_async
-from django.db import connection, connections
+from asgiref.sync import async_to_sync, sync_to_async
+from django.db import connection, connections, transaction
 from django.db.backends.signals import connection_created
-from django.db.models.expressions import RawSQL
 from django.db.models import CharField
+from django.db.models.expressions import RawSQL
+from django.db.models.signals import post_init
 from django.test import override_settings
 
 from dualcall.native import methods
 from dualcall.native import run as native_run
-from tests.testapp.models import NativeItem
+from tests.testapp.models import NativeGroup, NativeItem
 
 pytestmark = [
     pytest.mark.skipif(
@@ -62,3 +63,53 @@ async def test_connection_created_receivers_set_up_the_session(native):
     before = native_run.statements
     assert await tenant.first() in ("", None)
     assert native_run.statements == before + 1
+
+
+# -- user code run inside the native greenlet --------------------------------
+
+
+async def _coroutine_result():
+    return "from-coroutine"
+
+
+def _calls_async_to_sync(sender, instance, **kwargs):
+    instance.probe = async_to_sync(_coroutine_result)()
+
+
+def _queries_synchronously(sender, instance, **kwargs):
+    instance.probe = NativeGroup.objects.count()
+
+
+def _opens_atomic(sender, instance, **kwargs):
+    with transaction.atomic():
+        instance.probe = NativeGroup.objects.count()
+
+
+async def _probe(receiver):
+    """``NativeGroup.objects.get()`` with *receiver* on post_init: (native, thread) outcomes."""
+    await sync_to_async(NativeGroup.objects.create)(name="g", rank=1)
+    outcomes = []
+    post_init.connect(receiver, sender=NativeGroup)
+    try:
+        for aliases in (["default"], []):
+            with override_settings(DUALCALL_NATIVE=aliases):
+                try:
+                    outcomes.append(("ok", (await NativeGroup.objects.get(rank=1)).probe))
+                except Exception as exc:
+                    outcomes.append(("raised", type(exc), str(exc)))
+    finally:
+        post_init.disconnect(receiver, sender=NativeGroup)
+    return outcomes
+
+
+async def test_async_to_sync_in_user_code_of_a_native_call(native):
+    native_outcome, thread_outcome = await _probe(_calls_async_to_sync)
+    assert thread_outcome == ("ok", "from-coroutine")
+    assert native_outcome == thread_outcome, methods.last_fallback
+
+
+@pytest.mark.parametrize("receiver", [_queries_synchronously, _opens_atomic])
+async def test_sync_queries_and_atomic_in_user_code_of_a_native_call(native, receiver):
+    native_outcome, thread_outcome = await _probe(receiver)
+    assert thread_outcome == ("ok", 1)
+    assert native_outcome == thread_outcome, methods.last_fallback

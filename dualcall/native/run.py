@@ -152,6 +152,19 @@ async def call(
         if child.wrote:
             raise
         raise Fallback(str(exc)) from exc
+    except RuntimeError as exc:
+        # async_to_sync() in user code of the call (a post_init receiver, a
+        # from_db() override): asgiref refuses it on the loop's thread, where
+        # the greenlet runs; in the thread path's worker thread it works.
+        if child.wrote or not str(exc).startswith(ASYNC_TO_SYNC_REFUSED):
+            raise
+        raise Fallback(str(exc)) from exc
+
+
+#: How asgiref's ``AsyncToSync`` refuses to run in a thread with a running
+#: loop.  Canary: tests/test_canary_native.py (when it breaks, take the new
+#: message's beginning).
+ASYNC_TO_SYNC_REFUSED = "You cannot use AsyncToSync in the same thread as an async event loop"
 
 
 def _await(coroutine: Any) -> Any:
