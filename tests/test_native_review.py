@@ -1,5 +1,6 @@
 """Adversarial review of the native path: each test is a defect that was found, then fixed."""
 
+import asyncio
 import datetime
 
 import pytest
@@ -134,3 +135,26 @@ async def test_sync_only_error_swallowed_by_user_code_of_a_native_call(native):
     native_outcome, thread_outcome = await _probe(_swallows_a_sync_only_error)
     assert thread_outcome == ("ok", 1)
     assert native_outcome == thread_outcome, methods.last_fallback
+
+
+# -- connections held by an iteration -------------------------------------------
+
+
+async def test_queries_in_the_body_of_a_native_iteration(native, settings):
+    # The iteration holds a pool connection for its server-side cursor; the
+    # body's own queries need one more.  On the thread path both use the
+    # request's one connection.
+    settings.DUALCALL_NATIVE_POOL = {"max_size": 1, "timeout": 0.5}
+    await sync_to_async(NativeGroup.objects.create)(name="g", rank=1)
+    await sync_to_async(NativeGroup.objects.create)(name="h", rank=2)
+    before = native_run.statements
+    seen = []
+    async for group in NativeGroup.objects.order_by("rank").iterator(chunk_size=1):
+        below = NativeGroup.objects.filter(rank__lte=group.rank)
+        count, names = await asyncio.gather(below.count(), below.values_list("name", flat=True))
+        inner = [g.rank async for g in NativeGroup.objects.order_by("-rank").iterator(chunk_size=1)]
+        seen.append((group.name, count, names, inner))
+    assert seen == [("g", 1, ["g"], [2, 1]), ("h", 2, ["g", "h"], [2, 1])]
+    assert native_run.statements > before + 6
+    # Every connection went back: the pool's one connection serves the next call.
+    assert await NativeGroup.objects.count() == 2

@@ -44,7 +44,10 @@ Async iteration (``qs.iterator()``, :func:`iterate`): a chunked read
 with client-side binding) on a connection held from the pool for the
 iteration; each chunk is ``FETCH``ed when Django's iterable asks for it.
 The connection is returned when the iteration ends, breaks, raises or is
-cancelled.
+cancelled.  While held, it also runs the task's other statements (the body
+of the ``async for``, a nested iteration), as the thread path runs them on
+the request's one connection: a second connection per iteration could wait
+for ever on a pool whose connections are all held that way.
 """
 
 from __future__ import annotations
@@ -448,8 +451,29 @@ async def execute(alias: str, sql: str, params: Any, kind: str, retry: bool) -> 
     pool = pools.ready_pool(alias) or await pools.get_pool(alias)
     statements += 1
     logged = conn_t.queries_logged
+    held = _held_by_task(alias)
     if kind == "cursor":
-        return await _open_cursor(alias, conn_t, pool, sql, params, logged)
+        return await _open_cursor(alias, conn_t, pool, sql, params, logged, held)
+    if held is not None:
+        # The task holds a connection for an iteration (the body of an
+        # ``async for`` over ``qs.iterator()``, or a query made while a chunk
+        # is read): idle between fetches, it runs this statement too, as the
+        # thread path runs both on the request's one connection.  Taking a
+        # second one could wait for ever on a pool whose connections are all
+        # held that way.
+        with conn_t.wrap_database_errors:
+            async with held.cursor() as cursor:
+                start = pools.now() if logged else 0.0
+                await cursor.execute(sql, params)
+                if kind == "all":
+                    rows: Any = await cursor.fetchall()
+                elif kind == "one":
+                    rows = await cursor.fetchone()
+                else:
+                    rows = cursor.rowcount
+                if logged:
+                    _log(conn_t, cursor, sql, params, start)
+                return rows
     attempts = 2 if retry else 1
     for attempt in range(attempts):
         start = pools.now() if logged else 0.0
@@ -511,25 +535,34 @@ _cursor_classes: dict[bool, Any] = {}
 
 
 async def _open_cursor(
-    alias: str, conn_t: Any, pool: Any, sql: str, params: Any, logged: bool
+    alias: str, conn_t: Any, pool: Any, sql: str, params: Any, logged: bool, shared: Any
 ) -> HeldCursor:
     client_binding = conn_t.settings_dict["OPTIONS"].get("server_side_binding") is not True
     cursor_class = _cursor_classes.get(client_binding)
     if cursor_class is None:
         cursor_class = _cursor_classes[client_binding] = _server_cursor_class(client_binding)
-    try:
-        aconn = await pool.getconn()
-    except PoolTimeout as exc:
-        raise pools.timeout_error(alias, exc) from exc
-    except PsycopgOperationalError:
-        with conn_t.wrap_database_errors:
-            raise
-    held = HeldCursor(pool, aconn, conn_t)
+    if shared is not None:
+        # A connection the task already holds (an iteration in the body of
+        # another): the cursor is declared there; the connection stays with
+        # its owner.
+        held = HeldCursor(None, shared, conn_t, alias)
+    else:
+        try:
+            aconn = await pool.getconn()
+        except PoolTimeout as exc:
+            raise pools.timeout_error(alias, exc) from exc
+        except PsycopgOperationalError:
+            with conn_t.wrap_database_errors:
+                raise
+        held = HeldCursor(pool, aconn, conn_t, alias)
+        held.previous = _held.get()
+        _held.set(held)
     try:
         start = pools.now() if logged else 0.0
         # WITH HOLD: the connection is in autocommit mode, as Django's own
         # server-side cursors there (the result is kept until CLOSE).
-        held.cursor = cursor_class(aconn, f"_dualcall_curs_{next(_cursor_names)}", withhold=True)
+        name = f"_dualcall_curs_{next(_cursor_names)}"
+        held.cursor = cursor_class(held.aconn, name, withhold=True)
         with conn_t.wrap_database_errors:
             await held.cursor.execute(sql, params)
         if logged:
@@ -541,13 +574,21 @@ async def _open_cursor(
 
 
 class HeldCursor:
-    """A server-side cursor on a connection held from the pool until :meth:`close`."""
+    """A server-side cursor on a connection held from the pool until :meth:`close`.
 
-    def __init__(self, pool: Any, aconn: Any, conn_t: Any) -> None:
+    *pool* ``None``: the connection is another cursor's (only the cursor is
+    closed).  While held, the connection also runs the other statements of
+    the task that opened it (:func:`_held_by_task`).
+    """
+
+    def __init__(self, pool: Any, aconn: Any, conn_t: Any, alias: str) -> None:
         self.pool = pool
         self.aconn: Any = aconn
         self.conn_t = conn_t
+        self.alias = alias
         self.cursor: Any = None
+        #: The connection the task held before this one (nested iterations).
+        self.previous: HeldCursor | None = None
 
     async def fetch(self, size: int) -> list[Any]:
         """The next *size* rows (``[]`` at the end)."""
@@ -566,8 +607,28 @@ class HeldCursor:
         except Exception:
             pass
         finally:
-            # The pool resets or discards a connection left mid-query.
-            await self.pool.putconn(aconn)
+            if self.pool is not None:
+                # The pool resets or discards a connection left mid-query.
+                await self.pool.putconn(aconn)
+
+
+# The connections the running task holds for its iterations (a chain through
+# HeldCursor.previous).  A closed one is skipped: an iteration closed in
+# another context (the loop's async generator finalizer) cannot unset it.
+_held: contextvars.ContextVar[HeldCursor | None] = contextvars.ContextVar(
+    "dualcall_native_held", default=None
+)
+
+
+def _held_by_task(alias: str) -> Any:
+    """The idle connection of *alias* this task holds for an iteration, or ``None``."""
+    held = _held.get()
+    while held is not None:
+        aconn = held.aconn
+        if aconn is not None and held.alias == alias and held.pool is not None:
+            return None if aconn.broken else aconn
+        held = held.previous
+    return None
 
 
 def _is_disconnect(exc: BaseException) -> bool:
