@@ -188,3 +188,21 @@ def test_async_to_sync_refuses_a_running_loop_with_this_message():
         return str(info.value)
 
     assert asyncio.run(main()).startswith(run.ASYNC_TO_SYNC_REFUSED)
+
+
+def test_async_unsafe_looks_up_get_running_loop_in_its_module():
+    # dualcall.targets.additions replaces django.utils.asyncio.get_running_loop
+    # (dualcall.native.get_running_loop): a native greenlet learns that Django
+    # refused it a sync-only operation, even one user code caught.  When it
+    # breaks: remove that addition (and the xfail-free test of a swallowed
+    # SynchronousOnlyOperation in tests/test_native_review.py fails).
+    from django.utils import asyncio as django_asyncio
+
+    import dualcall.native
+
+    def func():
+        return None
+
+    inner = django_asyncio.async_unsafe("message")(func)
+    assert "get_running_loop" in inner.__code__.co_names
+    assert django_asyncio.get_running_loop is dualcall.native.get_running_loop

@@ -85,6 +85,8 @@ always did):
 
 from __future__ import annotations
 
+import asyncio
+import os
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
@@ -201,6 +203,33 @@ def _load_checks() -> None:
         _loop_thread_in_atomic_block,
         connections._connections,
     )
+
+
+try:
+    from greenlet import getcurrent as _getcurrent
+except ImportError:  # the native extra is not installed: no native greenlet
+    _getcurrent = None
+
+
+def get_running_loop() -> Any:
+    """``django.utils.asyncio.get_running_loop`` while dualcall is installed (``async_unsafe``).
+
+    asyncio's own, which also tells a native greenlet (:mod:`.run`) that
+    Django refused it a sync-only operation: should user code of the call
+    catch that ``SynchronousOnlyOperation`` (a best-effort ``try``), the call
+    still takes the thread path, where the operation runs.  Canary:
+    tests/test_canary_native.py (``async_unsafe`` looks the name up in its
+    module at each call; when that changes, remove this from
+    ``dualcall.targets.additions``).
+    """
+    loop = asyncio.get_running_loop()
+    if _getcurrent is not None:
+        current = _getcurrent()
+        if getattr(current, "sync_only", None) is False and not os.environ.get(
+            "DJANGO_ALLOW_ASYNC_UNSAFE"
+        ):
+            current.sync_only = True
+    return loop
 
 
 def plan(

@@ -100,7 +100,9 @@ class NativeGreenlet(greenlet):  # type: ignore[misc]
     *writes*: whether the call may write (a planned ``update``/``delete``);
     *wrote*: whether it did (then it is never run again on the thread path);
     *session*: the :class:`_Iteration` whose server-side cursors chunked
-    reads use, or ``None`` (a chunked read then fetches all its rows).
+    reads use, or ``None`` (a chunked read then fetches all its rows);
+    *sync_only*: whether Django refused it a sync-only operation
+    (:func:`dualcall.native.get_running_loop`), even one user code caught.
     """
 
     def __init__(self, run: Callable[..., Any], parent: Any, writes: bool, session: Any) -> None:
@@ -108,6 +110,7 @@ class NativeGreenlet(greenlet):  # type: ignore[misc]
         self.writes = writes
         self.wrote = False
         self.session = session
+        self.sync_only = False
 
 
 def _in_native_greenlet() -> bool:
@@ -150,6 +153,14 @@ async def call(
                 request = child.throw(exc)
             else:
                 request = child.switch(value)
+        if child.sync_only and not child.wrote:
+            # User code caught Django's refusal and carried on: its result is
+            # not the thread path's, where the operation runs.
+            refused = SynchronousOnlyOperation(
+                "dualcall native path: user code of the call caught Django's "
+                "SynchronousOnlyOperation; the call runs on the thread path."
+            )
+            raise Fallback(str(refused)) from refused
         return request
     except SynchronousOnlyOperation as exc:
         if child.wrote:
@@ -168,6 +179,18 @@ async def call(
 #: loop.  Canary: tests/test_canary_native.py (when it breaks, take the new
 #: message's beginning).
 ASYNC_TO_SYNC_REFUSED = "You cannot use AsyncToSync in the same thread as an async event loop"
+
+
+def _refused(message: str) -> SynchronousOnlyOperation:
+    """The error of an operation the native greenlet cannot do, remembered by the greenlet.
+
+    Remembered (``sync_only``): should user code catch it, the call still
+    takes the thread path (see :func:`call`).
+    """
+    current = getcurrent()
+    if type(current) is NativeGreenlet:
+        current.sync_only = True
+    return SynchronousOnlyOperation(message)
 
 
 def _await(coroutine: Any) -> Any:
@@ -227,7 +250,7 @@ class NativeCompiler(sql_compiler.SQLCompiler):  # type: ignore[misc]
             return row
         # CURSOR, ROW_COUNT, NO_RESULTS: a statement run for its effect.
         if not current.writes or not isinstance(self, _WRITE_COMPILERS):
-            raise SynchronousOnlyOperation(
+            raise _refused(
                 f"dualcall native path: a {type(self).__name__} asked for result type "
                 f"{result_type!r} in a call that is not a planned write."
             )
@@ -283,7 +306,7 @@ class _NoCursor:
     __slots__ = ()
 
     def __getattr__(self, name: str) -> Any:
-        raise SynchronousOnlyOperation(
+        raise _refused(
             f"dualcall native path: an execute wrapper read cursor.{name}; there is no sync "
             "cursor on the native path (the call runs on the thread path instead)."
         )
@@ -313,7 +336,7 @@ def _run(
     if not done:
         # A wrapper returned without executing: nothing ran, and what Django
         # makes of that depends on its cursor; the thread path shows it.
-        raise SynchronousOnlyOperation(
+        raise _refused(
             "dualcall native path: an execute wrapper did not execute the query."
         )
     return done[-1]
