@@ -164,3 +164,33 @@ async def test_queries_in_the_body_of_a_native_iteration(native, settings):
     assert native_run.statements > before + 6
     # Every connection went back: the pool's one connection serves the next call.
     assert await NativeGroup.objects.count() == 2
+
+
+# -- what a call runs when it is made -------------------------------------------
+
+
+class QueryingRouter:
+    """A router that reads the database to decide (a tenant's database, say)."""
+
+    def db_for_read(self, model, **hints):
+        NativeItem.objects.using("default").exists()
+        return "default"
+
+    db_for_write = db_for_read
+
+
+async def test_router_code_runs_where_the_thread_path_runs_it(native):
+    await sync_to_async(NativeGroup.objects.create)(name="g", rank=1)
+    with override_settings(DATABASE_ROUTERS=[f"{__name__}.QueryingRouter"]):
+        assert await NativeGroup.objects.count() == 1
+        assert await NativeGroup.objects.filter(rank=1).count() == 1
+        assert await NativeGroup.objects.filter(rank=1).update(name="h") == 1
+        assert [g.name async for g in NativeGroup.objects.all()] == ["h"]
+        assert await NativeGroup.objects.filter(rank=2).delete() == (0, {})
+
+
+async def test_a_related_manager_of_an_unsaved_instance_raises_when_awaited(native):
+    group = NativeGroup(name="unsaved")
+    awaitable = group.items.count()  # the thread path: nothing runs yet
+    with pytest.raises(ValueError, match="primary key value"):
+        await awaitable
