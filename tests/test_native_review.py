@@ -194,3 +194,34 @@ async def test_a_related_manager_of_an_unsaved_instance_raises_when_awaited(nati
     awaitable = group.items.count()  # the thread path: nothing runs yet
     with pytest.raises(ValueError, match="primary key value"):
         await awaitable
+
+
+def _create_hstore():
+    with connections["default"].cursor() as cursor:
+        cursor.execute("CREATE EXTENSION IF NOT EXISTS hstore")
+
+
+async def test_contrib_postgres_type_loaders_on_native_sessions(native):
+    # django.contrib.postgres (when installed) connects register_type_handlers
+    # to connection_created: hstore values load as dicts, citext[] as lists.
+    from django.contrib.postgres.fields import ArrayField, HStoreField
+    from django.contrib.postgres.signals import get_hstore_oids, register_type_handlers
+
+    await sync_to_async(_create_hstore)()
+    await sync_to_async(NativeItem.objects.create)(name="x", number=1, price=1, created=NOW)
+    get_hstore_oids.cache_clear()
+    values = NativeItem.objects.annotate(
+        h=RawSQL("'a=>1, b=>NULL'::hstore", (), output_field=HStoreField()),
+        t=RawSQL("ARRAY['x', 'y']::text[]", (), output_field=ArrayField(CharField())),
+    ).values_list("h", "t")
+    connection_created.connect(register_type_handlers)
+    try:
+        await sync_to_async(_close_thread_connections)()
+        with override_settings(DUALCALL_NATIVE=[]):
+            thread = await values.first()
+        before = native_run.statements
+        assert await values.first() == thread == ({"a": "1", "b": None}, ["x", "y"])
+        assert native_run.statements == before + 1, methods.last_fallback
+    finally:
+        connection_created.disconnect(register_type_handlers)
+        await sync_to_async(_close_thread_connections)()

@@ -75,8 +75,9 @@ always did):
   thread-sensitive calls go to that thread, whose transaction state cannot
   be read from the loop;
 * when ``connection_created`` has receivers for the alias's backend: they
-  set up Django's sessions (``SET search_path``, ``set_config()``, type
-  loaders such as ``django.contrib.postgres``' hstore), never the pool's;
+  set up Django's sessions (``SET search_path``, ``set_config()``), never
+  the pool's (``django.contrib.postgres``' own, hstore and ``citext[]``
+  loaders, is mirrored on the pool's sessions);
 * ``select_for_update()``, ``union()``/``intersection()``/``difference()``,
   raw querysets, custom iterable classes, user overrides of the method,
   ``iterator()`` after ``prefetch_related()``, related-manager writes and

@@ -247,15 +247,17 @@ def _sessions_set_up_by_receivers(alias: str) -> bool:
     """Whether ``connection_created`` receivers set up Django's sessions of *alias*.
 
     Django sends ``connection_created`` with each new connection (a ``SET
-    search_path``, ``set_config()`` for row-level security, type loaders such
-    as ``django.contrib.postgres``' hstore): the native pool's sessions never
-    ran them, so their results could differ.  The thread path then.
+    search_path``, ``set_config()`` for row-level security): the native
+    pool's sessions never ran them, so their results could differ.  The
+    thread path then.  ``django.contrib.postgres``' own receiver (hstore and
+    citext[] loaders) is done on the pool's sessions too (:mod:`.pool`).
     """
     from django.db.backends.signals import connection_created
 
     if not connection_created.receivers:
         return False
-    return bool(connection_created.has_listeners(type(pools.thread_wrapper(alias))))
+    known = pools.contrib_postgres_receiver()
+    return any(receiver is not known for receiver in pools.session_receivers(alias))
 
 
 def plan_call(
