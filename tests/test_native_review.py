@@ -225,3 +225,44 @@ async def test_contrib_postgres_type_loaders_on_native_sessions(native):
     finally:
         connection_created.disconnect(register_type_handlers)
         await sync_to_async(_close_thread_connections)()
+
+
+# -- DJANGO_ALLOW_ASYNC_UNSAFE: sync ORM calls in coroutines --------------------
+
+
+def _create_group(name):
+    NativeGroup.objects.create(name=name, rank=1)
+
+
+def _count_groups():
+    return NativeGroup.objects.count()
+
+
+async def test_unsafe_sync_calls_of_two_tasks_use_their_own_connections(native, monkeypatch):
+    # With the guard off, sync ORM calls in a coroutine use the task's own
+    # connection (Django's connections are task-local there): a transaction
+    # of one task is not another's.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    opened, done = asyncio.Event(), asyncio.Event()
+
+    async def writer():
+        await NativeGroup.objects.count()  # native
+        with transaction.atomic():
+            _create_group("uncommitted")  # sync, the guard off
+            opened.set()
+            await done.wait()
+            transaction.set_rollback(True)
+        connections["default"].close()
+
+    async def reader():
+        await opened.wait()
+        await NativeGroup.objects.count()  # native
+        try:
+            return _count_groups()  # sync, the guard off
+        finally:
+            done.set()
+            connections["default"].close()
+
+    _, seen = await asyncio.gather(writer(), reader())
+    assert seen == 0
+    assert await NativeGroup.objects.count() == 0

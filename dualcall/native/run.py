@@ -55,6 +55,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import itertools
+import os
 from collections.abc import AsyncGenerator, Callable, Iterator
 from typing import Any
 
@@ -399,7 +400,13 @@ def task_connection(alias: str) -> Any:
     """
     local = connections._connections
     conn = getattr(local, alias, None)
-    if conn is None:
+    if conn is None and os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE"):
+        # With Django's guard off, sync ORM calls of the task may connect the
+        # wrapper: the task's own, as Django would make it, never a shared one
+        # (one task's transaction would be every task's).
+        conn = connections.create_connection(alias)
+        setattr(local, alias, conn)
+    elif conn is None:
         conn = pools.thread_wrapper(alias)
         if type(conn.execute_wrappers) is list:
             # Shared by unrelated tasks: each task's connection.execute_wrapper()
