@@ -266,3 +266,22 @@ async def test_unsafe_sync_calls_of_two_tasks_use_their_own_connections(native, 
     _, seen = await asyncio.gather(writer(), reader())
     assert seen == 0
     assert await NativeGroup.objects.count() == 0
+
+
+def _writes_then_reads_in_atomic(sender, instance, **kwargs):
+    with transaction.atomic():
+        NativeItem.objects.create(name="in-atomic", number=1, price=1, created=NOW)
+        instance.probe = NativeItem.objects.filter(name="in-atomic").count()
+        transaction.set_rollback(True)
+
+
+async def test_unsafe_atomic_in_user_code_of_a_native_call(native, monkeypatch):
+    # The guard off, user code of the call opens a transaction on the task's
+    # connection: its reads must see its own writes.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    try:
+        native_outcome, thread_outcome = await _probe(_writes_then_reads_in_atomic)
+    finally:
+        connections["default"].close()
+    assert thread_outcome == ("ok", 1)
+    assert native_outcome == thread_outcome, methods.last_fallback

@@ -223,6 +223,13 @@ class NativeCompiler(sql_compiler.SQLCompiler):  # type: ignore[misc]
             # Made in a native greenlet, executed outside one: Django's own
             # (on the loop its guard raises SynchronousOnlyOperation).
             return super().execute_sql(result_type, chunked_fetch, chunk_size)
+        conn = self.connection
+        if conn.in_atomic_block or (conn.connection is not None and not conn.autocommit):
+            # The connection is in a transaction (user code of the call opened
+            # it, Django's guard off): the query must see it; the pool cannot.
+            raise _refused(
+                "dualcall native path: a query inside a transaction of the task's connection."
+            )
         result_type = result_type or NO_RESULTS
         try:
             sql, params = self.as_sql()
