@@ -164,6 +164,17 @@ async def test_queries_in_the_body_of_a_native_iteration(native, settings):
     assert native_run.statements > before + 6
     # Every connection went back: the pool's one connection serves the next call.
     assert await NativeGroup.objects.count() == 2
+    # A task iterating again and again holds at most what it iterates.
+    for _ in range(3):
+        async for _group in NativeGroup.objects.all().iterator(chunk_size=1):
+            pass
+    async for _group in NativeGroup.objects.all().iterator(chunk_size=1):
+        chain = []
+        held = native_run._held.get()
+        while held is not None:
+            chain.append(held.aconn is not None)
+            held = held.previous
+        assert chain == [True]
 
 
 # -- what a call runs when it is made -------------------------------------------

@@ -159,7 +159,8 @@ async def call(
             # not the thread path's, where the operation runs.
             refused = SynchronousOnlyOperation(
                 "dualcall native path: user code of the call caught Django's "
-                "SynchronousOnlyOperation; the call runs on the thread path."
+                "SynchronousOnlyOperation, so the call runs on the thread path (an "
+                "iteration that already handed out items cannot, and raises this)."
             )
             raise Fallback(str(refused)) from refused
         return request
@@ -592,7 +593,7 @@ async def _open_cursor(
             with conn_t.wrap_database_errors:
                 raise
         held = HeldCursor(pool, aconn, conn_t, alias)
-        held.previous = _held.get()
+        held.previous = _live_held()
         _held.set(held)
     try:
         start = pools.now() if logged else 0.0
@@ -644,6 +645,7 @@ class HeldCursor:
         except Exception:
             pass
         finally:
+            self.cursor = None
             if self.pool is not None:
                 # The pool resets or discards a connection left mid-query.
                 await self.pool.putconn(aconn)
@@ -655,6 +657,14 @@ class HeldCursor:
 _held: contextvars.ContextVar[HeldCursor | None] = contextvars.ContextVar(
     "dualcall_native_held", default=None
 )
+
+
+def _live_held() -> HeldCursor | None:
+    """The innermost connection the task still holds (closed ones are left out of the chain)."""
+    held = _held.get()
+    while held is not None and held.aconn is None:
+        held = held.previous
+    return held
 
 
 def _held_by_task(alias: str) -> Any:
