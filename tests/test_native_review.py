@@ -296,3 +296,20 @@ async def test_unsafe_atomic_in_user_code_of_a_native_call(native, monkeypatch):
         connections["default"].close()
     assert thread_outcome == ("ok", 1)
     assert native_outcome == thread_outcome, methods.last_fallback
+
+
+def _logs_and_updates(sender, instance, **kwargs):
+    NativeItem.objects.create(name="log", number=instance.rank, price=1, created=NOW)
+    instance.probe = NativeItem.objects.filter(name="log").update(text="seen")
+
+
+async def test_unsafe_writes_in_user_code_of_a_native_call_run_once(native, monkeypatch):
+    # The guard off, user code of a read writes through Django's sync
+    # connection: the call must never run again on the thread path.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    try:
+        native_outcome, thread_outcome = await _probe(_logs_and_updates)
+        logs = await NativeItem.objects.filter(name="log").count()
+    finally:
+        connections["default"].close()
+    assert (native_outcome, thread_outcome, logs) == (("ok", 1), ("ok", 2), 2)

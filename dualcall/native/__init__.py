@@ -218,7 +218,9 @@ def get_running_loop() -> Any:
     asyncio's own, which also tells a native greenlet (:mod:`.run`) that
     Django refused it a sync-only operation: should user code of the call
     catch that ``SynchronousOnlyOperation`` (a best-effort ``try``), the call
-    still takes the thread path, where the operation runs.  Canary:
+    still takes the thread path, where the operation runs.  With
+    ``DJANGO_ALLOW_ASYNC_UNSAFE``, Django runs the operation instead: the
+    greenlet counts it as a write (never run again).  Canary:
     tests/test_canary_native.py (``async_unsafe`` looks the name up in its
     module at each call; when that changes, remove this from
     ``dualcall.targets.additions``).
@@ -226,10 +228,13 @@ def get_running_loop() -> Any:
     loop = asyncio.get_running_loop()
     if _getcurrent is not None:
         current = _getcurrent()
-        if getattr(current, "sync_only", None) is False and not os.environ.get(
-            "DJANGO_ALLOW_ASYNC_UNSAFE"
-        ):
-            current.sync_only = True
+        if getattr(current, "sync_only", None) is not None:  # a native greenlet
+            if os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE"):
+                # The guard is off: Django's sync connection is used, and may
+                # write.  The call is never run again on the thread path.
+                current.wrote = True
+            else:
+                current.sync_only = True
     return loop
 
 

@@ -228,6 +228,8 @@ class NativeCompiler(sql_compiler.SQLCompiler):  # type: ignore[misc]
         if conn.in_atomic_block or (conn.connection is not None and not conn.autocommit):
             # The connection is in a transaction (user code of the call opened
             # it, Django's guard off): the query must see it; the pool cannot.
+            if os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE"):
+                return super().execute_sql(result_type, chunked_fetch, chunk_size)
             raise _refused(
                 "dualcall native path: a query inside a transaction of the task's connection."
             )
@@ -259,6 +261,10 @@ class NativeCompiler(sql_compiler.SQLCompiler):  # type: ignore[misc]
             return row
         # CURSOR, ROW_COUNT, NO_RESULTS: a statement run for its effect.
         if not current.writes or not isinstance(self, _WRITE_COMPILERS):
+            if os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE"):
+                # User code's write, Django's guard off: Django's own, on the
+                # task's connection (the call is then never run again).
+                return super().execute_sql(result_type, chunked_fetch, chunk_size)
             raise _refused(
                 f"dualcall native path: a {type(self).__name__} asked for result type "
                 f"{result_type!r} in a call that is not a planned write."
