@@ -153,6 +153,12 @@ def additions() -> Iterator[tuple[object, str, Any]]:
     # Connection lookups from a coroutine inside ``async with atomic()`` (for
     # ``transaction.on_commit()``) go to the block's connection.
     yield transaction, "get_connection", _block_connection
+    # Django's async_unsafe tells a native greenlet that it refused it.
+    from django.utils import asyncio as django_asyncio
+
+    from .native import get_running_loop
+
+    yield django_asyncio, "get_running_loop", get_running_loop
     # The sync-access guards and the ``.a`` namespace (issue 3).
     from .guards import guard_additions
     from .namespace import namespace_addition

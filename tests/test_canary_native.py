@@ -169,3 +169,65 @@ def test_async_server_cursor(name):
     assert inspect.iscoroutinefunction(getattr(psycopg.AsyncServerCursor, name))
     assert "withhold" in inspect.signature(psycopg.AsyncServerCursor).parameters
     assert issubclass(run._server_cursor_class(True), ClientCursorMixin)
+
+
+def test_async_to_sync_refuses_a_running_loop_with_this_message():
+    # run.call falls back when user code run in its greenlet calls
+    # async_to_sync(), recognized by asgiref's message (run.ASYNC_TO_SYNC_REFUSED).
+    # When it breaks: take the new message's beginning.
+    import asyncio
+
+    from asgiref.sync import async_to_sync
+
+    async def noop():
+        return None
+
+    async def main():
+        with pytest.raises(RuntimeError) as info:
+            async_to_sync(noop)()
+        return str(info.value)
+
+    assert asyncio.run(main()).startswith(run.ASYNC_TO_SYNC_REFUSED)
+
+
+def test_async_unsafe_looks_up_get_running_loop_in_its_module():
+    # dualcall.targets.additions replaces django.utils.asyncio.get_running_loop
+    # (dualcall.native.get_running_loop): a native greenlet learns that Django
+    # refused it a sync-only operation, even one user code caught.  When it
+    # breaks: remove that addition (and the xfail-free test of a swallowed
+    # SynchronousOnlyOperation in tests/test_native_review.py fails).
+    from django.utils import asyncio as django_asyncio
+
+    import dualcall.native
+
+    def func():
+        return None
+
+    inner = django_asyncio.async_unsafe("message")(func)
+    assert "get_running_loop" in inner.__code__.co_names
+    assert django_asyncio.get_running_loop is dualcall.native.get_running_loop
+
+
+def test_connection_created_live_receivers_and_contrib_postgres_receiver():
+    # dualcall.native.pool.session_receivers reads Signal._live_receivers (a
+    # list before Django 5.0, then (sync, async)); _register_postgres_types
+    # mirrors django.contrib.postgres' receiver (hstore loaders, citext[]).
+    # When it breaks: mirror the change there (or treat Django's receiver as
+    # unknown in methods._sessions_set_up_by_receivers: the thread path).
+    from django.contrib.postgres import signals
+    from django.db.backends.signals import connection_created
+
+    def receiver(**kwargs):
+        return None
+
+    connection_created.connect(receiver)
+    try:
+        live = connection_created._live_receivers(None)
+        flat = [*live[0], *live[1]] if isinstance(live, tuple) else list(live)
+        assert receiver in flat
+    finally:
+        connection_created.disconnect(receiver)
+    names = set(signals.register_type_handlers.__code__.co_names)
+    assert {"get_hstore_oids", "get_citext_oids", "TypeInfo", "register_hstore"} <= names
+    source = inspect.getsource(signals.get_type_oids)
+    assert "SELECT oid, typarray FROM pg_type WHERE typname = %s" in source

@@ -74,6 +74,10 @@ always did):
   way; sync code inside ``transaction.atomic()`` calling ``async_to_sync``):
   thread-sensitive calls go to that thread, whose transaction state cannot
   be read from the loop;
+* when ``connection_created`` has receivers for the alias's backend: they
+  set up Django's sessions (``SET search_path``, ``set_config()``), never
+  the pool's (``django.contrib.postgres``' own, hstore and ``citext[]``
+  loaders, is mirrored on the pool's sessions);
 * ``select_for_update()``, ``union()``/``intersection()``/``difference()``,
   raw querysets, custom iterable classes, user overrides of the method,
   ``iterator()`` after ``prefetch_related()``, related-manager writes and
@@ -82,6 +86,8 @@ always did):
 
 from __future__ import annotations
 
+import asyncio
+import os
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
@@ -198,6 +204,38 @@ def _load_checks() -> None:
         _loop_thread_in_atomic_block,
         connections._connections,
     )
+
+
+try:
+    from greenlet import getcurrent as _getcurrent
+except ImportError:  # the native extra is not installed: no native greenlet
+    _getcurrent = None
+
+
+def get_running_loop() -> Any:
+    """``django.utils.asyncio.get_running_loop`` while dualcall is installed (``async_unsafe``).
+
+    asyncio's own, which also tells a native greenlet (:mod:`.run`) that
+    Django refused it a sync-only operation: should user code of the call
+    catch that ``SynchronousOnlyOperation`` (a best-effort ``try``), the call
+    still takes the thread path, where the operation runs.  With
+    ``DJANGO_ALLOW_ASYNC_UNSAFE``, Django runs the operation instead: the
+    greenlet counts it as a write (never run again).  Canary:
+    tests/test_canary_native.py (``async_unsafe`` looks the name up in its
+    module at each call; when that changes, remove this from
+    ``dualcall.targets.additions``).
+    """
+    loop = asyncio.get_running_loop()
+    if _getcurrent is not None:
+        current = _getcurrent()
+        if getattr(current, "sync_only", None) is not None:  # a native greenlet
+            if os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE"):
+                # The guard is off: Django's sync connection is used, and may
+                # write.  The call is never run again on the thread path.
+                current.wrote = True
+            else:
+                current.sync_only = True
+    return loop
 
 
 def plan(

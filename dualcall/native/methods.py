@@ -18,6 +18,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 
 from ..awaitables import at_caller
+from . import pool as pools
 from . import thread_path_required
 from .pool import get_pool, ready_pool
 from .run import Fallback, call, iterate, task_connection
@@ -113,7 +114,6 @@ def _related_read_is_django_own(manager_class: type, name: str) -> bool | None:
 
 def _queryset_of(func: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, str] | None:
     """The queryset the call works on and the method's name, or ``None`` (thread path)."""
-    from django.core.exceptions import SynchronousOnlyOperation
     from django.db.models import QuerySet
     from django.db.models.manager import BaseManager
 
@@ -142,7 +142,10 @@ def _queryset_of(func: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, 
             return None  # a custom method
         try:
             queryset = owner.get_queryset()
-        except SynchronousOnlyOperation:
+        except Exception:
+            # User code (a custom get_queryset(), Django's check of an unsaved
+            # instance): the thread path runs it again and raises where
+            # Django raises, when the call is awaited.
             return None
         if not isinstance(queryset, QuerySet):
             return None
@@ -187,7 +190,7 @@ def _plain_manager_read(func: Callable[..., Any]) -> str | None:
         return None
     if not _is_django_own(owner._queryset_class, name):
         return None
-    return str(owner.db)
+    return _routed(lambda: owner.db)
 
 
 def _alias(queryset: Any, name: str) -> str:
@@ -196,6 +199,19 @@ def _alias(queryset: Any, name: str) -> str:
 
         return str(queryset._db or router.db_for_write(queryset.model, **queryset._hints))
     return str(queryset.db)
+
+
+def _routed(alias: Callable[[], Any]) -> str | None:
+    """The alias ``alias()`` gives (routers run), or ``None`` when their code raised.
+
+    A router runs here on the loop's thread, when the call is made: one that
+    reads the database raises ``SynchronousOnlyOperation`` where the thread
+    path runs it (and raises anything else when the call is awaited).
+    """
+    try:
+        return str(alias())
+    except Exception:
+        return None
 
 
 def _eligible(queryset: Any, name: str) -> bool:
@@ -220,7 +236,28 @@ def _eligible(queryset: Any, name: str) -> bool:
 def _native_ready(alias: str) -> bool:
     from . import enabled_aliases
 
-    return alias in enabled_aliases() and not thread_path_required(alias)
+    return (
+        alias in enabled_aliases()
+        and not thread_path_required(alias)
+        and not _sessions_set_up_by_receivers(alias)
+    )
+
+
+def _sessions_set_up_by_receivers(alias: str) -> bool:
+    """Whether ``connection_created`` receivers set up Django's sessions of *alias*.
+
+    Django sends ``connection_created`` with each new connection (a ``SET
+    search_path``, ``set_config()`` for row-level security): the native
+    pool's sessions never ran them, so their results could differ.  The
+    thread path then.  ``django.contrib.postgres``' own receiver (hstore and
+    citext[] loaders) is done on the pool's sessions too (:mod:`.pool`).
+    """
+    from django.db.backends.signals import connection_created
+
+    if not connection_created.receivers:
+        return False
+    known = pools.contrib_postgres_receiver()
+    return any(receiver is not known for receiver in pools.session_receivers(alias))
 
 
 def plan_call(
@@ -250,8 +287,8 @@ def plan_call(
     if target is None:
         return None
     queryset, name = target
-    alias = _alias(queryset, name)
-    if not _native_ready(alias) or not _eligible(queryset, name):
+    alias = _routed(lambda: _alias(queryset, name))
+    if alias is None or not _native_ready(alias) or not _eligible(queryset, name):
         return None
     return _run(at_caller(func, at), args, kwargs, alias, queryset, name)
 
@@ -310,10 +347,13 @@ async def _delete(
     del_query.query.select_for_update = False
     del_query.query.select_related = False
     del_query.query.clear_ordering(force=True)
-    collector = Collector(using=del_query.db, origin=queryset)
+    using = _routed(lambda: del_query.db)
+    if using is None:
+        raise Fallback("a router raised: the thread path runs it")
+    collector = Collector(using=using, origin=queryset)
     if not collector.can_fast_delete(del_query):
         raise Fallback("signals or a cascade in Python: Django's collector deletes")
-    count = await call(del_query._raw_delete, (del_query.db,), writes=True)
+    count = await call(del_query._raw_delete, (using,), writes=True)
     queryset._result_cache = None
     label = queryset.model._meta.label
     return count, ({label: count} if count else {})
@@ -387,8 +427,8 @@ def plan_iterator(queryset: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) 
     chunk_size = bound.arguments.get("chunk_size")
     if type(chunk_size) is not int or chunk_size <= 0:
         return None
-    alias = str(queryset.db)
-    if not _native_ready(alias):
+    alias = _routed(lambda: queryset.db)
+    if alias is None or not _native_ready(alias):
         return None
     chunked = not connections.settings[alias].get("DISABLE_SERVER_SIDE_CURSORS")
 
@@ -411,8 +451,8 @@ def plan_aiter(queryset: Any) -> AsyncIterator[Any] | None:
         _setup()
     if not _is_django_own(type(queryset), "__aiter__") or not _eligible(queryset, "__await__"):
         return None
-    alias = str(queryset.db)
-    if not _native_ready(alias):
+    alias = _routed(lambda: queryset.db)
+    if alias is None or not _native_ready(alias):
         return None
     return _aiter(alias, queryset)
 

@@ -69,6 +69,7 @@ import contextlib
 import gc
 import os
 import select
+import sys
 import threading
 import time
 import weakref
@@ -351,8 +352,52 @@ def _configure(wrapper: Any, made: _Made) -> Any:
                 from psycopg import sql
 
                 await cursor.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
+            if contrib_postgres_receiver() in session_receivers(wrapper.alias):
+                await _register_postgres_types(conn, cursor)
 
     return configure
+
+
+# -- connection_created ----------------------------------------------------------
+
+
+def session_receivers(alias: str) -> list[Any]:
+    """The ``connection_created`` receivers Django's sessions of *alias* run when made.
+
+    Canary: tests/test_canary_native.py (``Signal._live_receivers``: a list
+    before Django 5.0, then a pair of lists, sync and async).
+    """
+    from django.db.backends.signals import connection_created
+
+    if not connection_created.receivers:
+        return []
+    live = connection_created._live_receivers(type(thread_wrapper(alias)))
+    if isinstance(live, tuple):
+        return [*live[0], *live[1]]
+    return list(live)
+
+
+def contrib_postgres_receiver() -> Any:
+    """``django.contrib.postgres``' receiver (hstore and citext[] loaders), if imported."""
+    module = sys.modules.get("django.contrib.postgres.signals")
+    return getattr(module, "register_type_handlers", None)
+
+
+async def _register_postgres_types(conn: Any, cursor: Any) -> None:
+    """What ``django.contrib.postgres.signals.register_type_handlers`` does, on *conn*.
+
+    Canary: tests/test_canary_native.py (when Django's receiver changes,
+    mirror it here).
+    """
+    from psycopg.types import TypeInfo, hstore
+
+    for name in ("hstore", "citext"):
+        await cursor.execute("SELECT oid, typarray FROM pg_type WHERE typname = %s", (name,))
+        for oid, array_oid in await cursor.fetchall():
+            if name == "hstore":
+                hstore.register_hstore(TypeInfo("hstore", oid, array_oid), conn)
+            else:
+                TypeInfo("citext", 0, array_oid).register(conn)
 
 
 class _Made:

@@ -44,7 +44,10 @@ Async iteration (``qs.iterator()``, :func:`iterate`): a chunked read
 with client-side binding) on a connection held from the pool for the
 iteration; each chunk is ``FETCH``ed when Django's iterable asks for it.
 The connection is returned when the iteration ends, breaks, raises or is
-cancelled.
+cancelled.  While held, it also runs the task's other statements (the body
+of the ``async for``, a nested iteration), as the thread path runs them on
+the request's one connection: a second connection per iteration could wait
+for ever on a pool whose connections are all held that way.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import itertools
+import os
 from collections.abc import AsyncGenerator, Callable, Iterator
 from typing import Any
 
@@ -97,7 +101,9 @@ class NativeGreenlet(greenlet):  # type: ignore[misc]
     *writes*: whether the call may write (a planned ``update``/``delete``);
     *wrote*: whether it did (then it is never run again on the thread path);
     *session*: the :class:`_Iteration` whose server-side cursors chunked
-    reads use, or ``None`` (a chunked read then fetches all its rows).
+    reads use, or ``None`` (a chunked read then fetches all its rows);
+    *sync_only*: whether Django refused it a sync-only operation
+    (:func:`dualcall.native.get_running_loop`), even one user code caught.
     """
 
     def __init__(self, run: Callable[..., Any], parent: Any, writes: bool, session: Any) -> None:
@@ -105,6 +111,7 @@ class NativeGreenlet(greenlet):  # type: ignore[misc]
         self.writes = writes
         self.wrote = False
         self.session = session
+        self.sync_only = False
 
 
 def _in_native_greenlet() -> bool:
@@ -147,11 +154,45 @@ async def call(
                 request = child.throw(exc)
             else:
                 request = child.switch(value)
+        if child.sync_only and not child.wrote:
+            # User code caught Django's refusal and carried on: its result is
+            # not the thread path's, where the operation runs.
+            refused = SynchronousOnlyOperation(
+                "dualcall native path: user code of the call caught Django's "
+                "SynchronousOnlyOperation, so the call runs on the thread path (an "
+                "iteration that already handed out items cannot, and raises this)."
+            )
+            raise Fallback(str(refused)) from refused
         return request
     except SynchronousOnlyOperation as exc:
         if child.wrote:
             raise
         raise Fallback(str(exc)) from exc
+    except RuntimeError as exc:
+        # async_to_sync() in user code of the call (a post_init receiver, a
+        # from_db() override): asgiref refuses it on the loop's thread, where
+        # the greenlet runs; in the thread path's worker thread it works.
+        if child.wrote or not str(exc).startswith(ASYNC_TO_SYNC_REFUSED):
+            raise
+        raise Fallback(str(exc)) from exc
+
+
+#: How asgiref's ``AsyncToSync`` refuses to run in a thread with a running
+#: loop.  Canary: tests/test_canary_native.py (when it breaks, take the new
+#: message's beginning).
+ASYNC_TO_SYNC_REFUSED = "You cannot use AsyncToSync in the same thread as an async event loop"
+
+
+def _refused(message: str) -> SynchronousOnlyOperation:
+    """The error of an operation the native greenlet cannot do, remembered by the greenlet.
+
+    Remembered (``sync_only``): should user code catch it, the call still
+    takes the thread path (see :func:`call`).
+    """
+    current = getcurrent()
+    if type(current) is NativeGreenlet:
+        current.sync_only = True
+    return SynchronousOnlyOperation(message)
 
 
 def _await(coroutine: Any) -> Any:
@@ -183,6 +224,15 @@ class NativeCompiler(sql_compiler.SQLCompiler):  # type: ignore[misc]
             # Made in a native greenlet, executed outside one: Django's own
             # (on the loop its guard raises SynchronousOnlyOperation).
             return super().execute_sql(result_type, chunked_fetch, chunk_size)
+        conn = self.connection
+        if conn.in_atomic_block or (conn.connection is not None and not conn.autocommit):
+            # The connection is in a transaction (user code of the call opened
+            # it, Django's guard off): the query must see it; the pool cannot.
+            if os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE"):
+                return super().execute_sql(result_type, chunked_fetch, chunk_size)
+            raise _refused(
+                "dualcall native path: a query inside a transaction of the task's connection."
+            )
         result_type = result_type or NO_RESULTS
         try:
             sql, params = self.as_sql()
@@ -211,7 +261,11 @@ class NativeCompiler(sql_compiler.SQLCompiler):  # type: ignore[misc]
             return row
         # CURSOR, ROW_COUNT, NO_RESULTS: a statement run for its effect.
         if not current.writes or not isinstance(self, _WRITE_COMPILERS):
-            raise SynchronousOnlyOperation(
+            if os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE"):
+                # User code's write, Django's guard off: Django's own, on the
+                # task's connection (the call is then never run again).
+                return super().execute_sql(result_type, chunked_fetch, chunk_size)
+            raise _refused(
                 f"dualcall native path: a {type(self).__name__} asked for result type "
                 f"{result_type!r} in a call that is not a planned write."
             )
@@ -267,7 +321,7 @@ class _NoCursor:
     __slots__ = ()
 
     def __getattr__(self, name: str) -> Any:
-        raise SynchronousOnlyOperation(
+        raise _refused(
             f"dualcall native path: an execute wrapper read cursor.{name}; there is no sync "
             "cursor on the native path (the call runs on the thread path instead)."
         )
@@ -297,7 +351,7 @@ def _run(
     if not done:
         # A wrapper returned without executing: nothing ran, and what Django
         # makes of that depends on its cursor; the thread path shows it.
-        raise SynchronousOnlyOperation(
+        raise _refused(
             "dualcall native path: an execute wrapper did not execute the query."
         )
     return done[-1]
@@ -360,7 +414,13 @@ def task_connection(alias: str) -> Any:
     """
     local = connections._connections
     conn = getattr(local, alias, None)
-    if conn is None:
+    if conn is None and os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE"):
+        # With Django's guard off, sync ORM calls of the task may connect the
+        # wrapper: the task's own, as Django would make it, never a shared one
+        # (one task's transaction would be every task's).
+        conn = connections.create_connection(alias)
+        setattr(local, alias, conn)
+    elif conn is None:
         conn = pools.thread_wrapper(alias)
         if type(conn.execute_wrappers) is list:
             # Shared by unrelated tasks: each task's connection.execute_wrapper()
@@ -435,8 +495,29 @@ async def execute(alias: str, sql: str, params: Any, kind: str, retry: bool) -> 
     pool = pools.ready_pool(alias) or await pools.get_pool(alias)
     statements += 1
     logged = conn_t.queries_logged
+    held = _held_by_task(alias)
     if kind == "cursor":
-        return await _open_cursor(alias, conn_t, pool, sql, params, logged)
+        return await _open_cursor(alias, conn_t, pool, sql, params, logged, held)
+    if held is not None:
+        # The task holds a connection for an iteration (the body of an
+        # ``async for`` over ``qs.iterator()``, or a query made while a chunk
+        # is read): idle between fetches, it runs this statement too, as the
+        # thread path runs both on the request's one connection.  Taking a
+        # second one could wait for ever on a pool whose connections are all
+        # held that way.
+        with conn_t.wrap_database_errors:
+            async with held.cursor() as cursor:
+                start = pools.now() if logged else 0.0
+                await cursor.execute(sql, params)
+                if kind == "all":
+                    rows: Any = await cursor.fetchall()
+                elif kind == "one":
+                    rows = await cursor.fetchone()
+                else:
+                    rows = cursor.rowcount
+                if logged:
+                    _log(conn_t, cursor, sql, params, start)
+                return rows
     attempts = 2 if retry else 1
     for attempt in range(attempts):
         start = pools.now() if logged else 0.0
@@ -498,25 +579,34 @@ _cursor_classes: dict[bool, Any] = {}
 
 
 async def _open_cursor(
-    alias: str, conn_t: Any, pool: Any, sql: str, params: Any, logged: bool
+    alias: str, conn_t: Any, pool: Any, sql: str, params: Any, logged: bool, shared: Any
 ) -> HeldCursor:
     client_binding = conn_t.settings_dict["OPTIONS"].get("server_side_binding") is not True
     cursor_class = _cursor_classes.get(client_binding)
     if cursor_class is None:
         cursor_class = _cursor_classes[client_binding] = _server_cursor_class(client_binding)
-    try:
-        aconn = await pool.getconn()
-    except PoolTimeout as exc:
-        raise pools.timeout_error(alias, exc) from exc
-    except PsycopgOperationalError:
-        with conn_t.wrap_database_errors:
-            raise
-    held = HeldCursor(pool, aconn, conn_t)
+    if shared is not None:
+        # A connection the task already holds (an iteration in the body of
+        # another): the cursor is declared there; the connection stays with
+        # its owner.
+        held = HeldCursor(None, shared, conn_t, alias)
+    else:
+        try:
+            aconn = await pool.getconn()
+        except PoolTimeout as exc:
+            raise pools.timeout_error(alias, exc) from exc
+        except PsycopgOperationalError:
+            with conn_t.wrap_database_errors:
+                raise
+        held = HeldCursor(pool, aconn, conn_t, alias)
+        held.previous = _live_held()
+        _held.set(held)
     try:
         start = pools.now() if logged else 0.0
         # WITH HOLD: the connection is in autocommit mode, as Django's own
         # server-side cursors there (the result is kept until CLOSE).
-        held.cursor = cursor_class(aconn, f"_dualcall_curs_{next(_cursor_names)}", withhold=True)
+        name = f"_dualcall_curs_{next(_cursor_names)}"
+        held.cursor = cursor_class(held.aconn, name, withhold=True)
         with conn_t.wrap_database_errors:
             await held.cursor.execute(sql, params)
         if logged:
@@ -528,13 +618,21 @@ async def _open_cursor(
 
 
 class HeldCursor:
-    """A server-side cursor on a connection held from the pool until :meth:`close`."""
+    """A server-side cursor on a connection held from the pool until :meth:`close`.
 
-    def __init__(self, pool: Any, aconn: Any, conn_t: Any) -> None:
+    *pool* ``None``: the connection is another cursor's (only the cursor is
+    closed).  While held, the connection also runs the other statements of
+    the task that opened it (:func:`_held_by_task`).
+    """
+
+    def __init__(self, pool: Any, aconn: Any, conn_t: Any, alias: str) -> None:
         self.pool = pool
         self.aconn: Any = aconn
         self.conn_t = conn_t
+        self.alias = alias
         self.cursor: Any = None
+        #: The connection the task held before this one (nested iterations).
+        self.previous: HeldCursor | None = None
 
     async def fetch(self, size: int) -> list[Any]:
         """The next *size* rows (``[]`` at the end)."""
@@ -553,8 +651,37 @@ class HeldCursor:
         except Exception:
             pass
         finally:
-            # The pool resets or discards a connection left mid-query.
-            await self.pool.putconn(aconn)
+            self.cursor = None
+            if self.pool is not None:
+                # The pool resets or discards a connection left mid-query.
+                await self.pool.putconn(aconn)
+
+
+# The connections the running task holds for its iterations (a chain through
+# HeldCursor.previous).  A closed one is skipped: an iteration closed in
+# another context (the loop's async generator finalizer) cannot unset it.
+_held: contextvars.ContextVar[HeldCursor | None] = contextvars.ContextVar(
+    "dualcall_native_held", default=None
+)
+
+
+def _live_held() -> HeldCursor | None:
+    """The innermost connection the task still holds (closed ones are left out of the chain)."""
+    held = _held.get()
+    while held is not None and held.aconn is None:
+        held = held.previous
+    return held
+
+
+def _held_by_task(alias: str) -> Any:
+    """The idle connection of *alias* this task holds for an iteration, or ``None``."""
+    held = _held.get()
+    while held is not None:
+        aconn = held.aconn
+        if aconn is not None and held.alias == alias and held.pool is not None:
+            return None if aconn.broken else aconn
+        held = held.previous
+    return None
 
 
 def _is_disconnect(exc: BaseException) -> bool:
