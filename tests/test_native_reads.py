@@ -247,6 +247,7 @@ async def test_iterator_of_a_manager(native, data):
     assert ran >= 1
 
 
+@pytest.mark.filterwarnings("ignore:Overriding setting DATABASES:UserWarning")
 async def test_iterator_without_server_side_cursors(native, data, settings):
     databases = {alias: dict(connections.settings[alias]) for alias in connections.settings}
     databases["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
