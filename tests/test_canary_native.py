@@ -169,3 +169,29 @@ def test_async_server_cursor(name):
     assert inspect.iscoroutinefunction(getattr(psycopg.AsyncServerCursor, name))
     assert "withhold" in inspect.signature(psycopg.AsyncServerCursor).parameters
     assert issubclass(run._server_cursor_class(True), ClientCursorMixin)
+
+
+def test_suspended_greenlet_takes_a_new_context():
+    # run.call reuses idle native greenlets: each call sets the suspended
+    # greenlet's gr_context to the calling task's context, and to None once
+    # the call ended.  If greenlet stops allowing that, create a new
+    # NativeGreenlet per call in run.call (no reuse).
+    from greenlet import getcurrent, greenlet
+
+    var = contextvars.ContextVar("canary", default="unset")
+
+    def worker(value):
+        while True:
+            value = getcurrent().parent.switch(var.get())
+
+    g = greenlet(worker, getcurrent())
+    first = contextvars.copy_context()
+    first.run(var.set, "first")
+    g.gr_context = first
+    assert g.switch(None) == "first"
+    g.gr_context = None
+    assert g.gr_context is None
+    second = contextvars.copy_context()
+    second.run(var.set, "second")
+    g.gr_context = second
+    assert g.switch(None) == "second"
