@@ -195,3 +195,19 @@ def test_suspended_greenlet_takes_a_new_context():
     second.run(var.set, "second")
     g.gr_context = second
     assert g.switch(None) == "second"
+
+
+def test_pool_keeps_idle_connections_in_a_deque():
+    # pool._MostRecentFirst replaces psycopg_pool's deque of idle connections
+    # (`_pool`): the pool takes from it with popleft() and returns with
+    # append().  When this breaks, remove _MostRecentFirst (and its use in
+    # pool._create_pool): connections are then used in turn, only slower.
+    import collections
+
+    from psycopg_pool import AsyncConnectionPool
+
+    pool = AsyncConnectionPool("", open=False)
+    assert type(pool._pool) is collections.deque
+    source = inspect.getsource(AsyncConnectionPool)
+    assert "self._pool.popleft()" in source
+    assert "self._pool.append(conn)" in source
