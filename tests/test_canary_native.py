@@ -180,9 +180,9 @@ def test_suspended_greenlet_takes_a_new_context():
 
     var = contextvars.ContextVar("canary", default="unset")
 
-    def worker(value):
+    def worker(_):
         while True:
-            value = getcurrent().parent.switch(var.get())
+            getcurrent().parent.switch(var.get())
 
     g = greenlet(worker, getcurrent())
     first = contextvars.copy_context()
