@@ -180,6 +180,10 @@ async def call(
     child.gr_context = parent.gr_context
     request = child.switch(func, args, kwargs or {})
     while child.running:
+        if child.dead:
+            # Ended by GreenletExit (raised by the call itself): greenlet
+            # hands the exception to the parent as a value.
+            return request
         # *request* is a coroutine of execute() (or a cursor's fetch):
         # await it here, on the loop, and hand back its result.
         try:
