@@ -231,3 +231,45 @@ def test_connection_created_live_receivers_and_contrib_postgres_receiver():
     assert {"get_hstore_oids", "get_citext_oids", "TypeInfo", "register_hstore"} <= names
     source = inspect.getsource(signals.get_type_oids)
     assert "SELECT oid, typarray FROM pg_type WHERE typname = %s" in source
+
+
+def test_suspended_greenlet_takes_a_new_context():
+    # run.call reuses idle native greenlets: each call sets the suspended
+    # greenlet's gr_context to the calling task's context, and to None once
+    # the call ended.  If greenlet stops allowing that, create a new
+    # NativeGreenlet per call in run.call (no reuse).
+    from greenlet import getcurrent, greenlet
+
+    var = contextvars.ContextVar("canary", default="unset")
+
+    def worker(_):
+        while True:
+            getcurrent().parent.switch(var.get())
+
+    g = greenlet(worker, getcurrent())
+    first = contextvars.copy_context()
+    first.run(var.set, "first")
+    g.gr_context = first
+    assert g.switch(None) == "first"
+    g.gr_context = None
+    assert g.gr_context is None
+    second = contextvars.copy_context()
+    second.run(var.set, "second")
+    g.gr_context = second
+    assert g.switch(None) == "second"
+
+
+def test_pool_keeps_idle_connections_in_a_deque():
+    # pool._MostRecentFirst replaces psycopg_pool's deque of idle connections
+    # (`_pool`): the pool takes from it with popleft() and returns with
+    # append().  When this breaks, remove _MostRecentFirst (and its use in
+    # pool._create_pool): connections are then used in turn, only slower.
+    import collections
+
+    from psycopg_pool import AsyncConnectionPool
+
+    pool = AsyncConnectionPool("", open=False)
+    assert type(pool._pool) is collections.deque
+    source = inspect.getsource(AsyncConnectionPool)
+    assert "self._pool.popleft()" in source
+    assert "self._pool.append(conn)" in source

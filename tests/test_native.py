@@ -293,6 +293,22 @@ async def test_gather_runs_concurrently(native, rows, settings):
     assert elapsed < 0.2 * 8 / 2, elapsed  # sequential would be 1.6 s
 
 
+async def test_consecutive_reads_use_the_same_session(native, rows):
+    # The pool hands out the connection used last: one task's reads, one
+    # after another, run on one server session (its caches warm).
+    from django.db.models.expressions import RawSQL
+
+    before = native_run.statements
+    pids = [
+        await NativeGroup.objects.annotate(pid=RawSQL("pg_backend_pid()", ()))
+        .values_list("pid", flat=True)
+        .first()
+        for _ in range(5)
+    ]
+    assert native_run.statements - before == 5
+    assert len(set(pids)) == 1
+
+
 async def test_pool_exhausted(native, rows, settings):
     from django.db.models.expressions import RawSQL
 
