@@ -387,7 +387,8 @@ def test_recovery_after_killed_backend(native, rows, settings):
         assert await NativeItem.objects.count() == 6
         killed = _kill(_backends() - before)  # the pool's connections, from this thread
         assert killed
-        assert await NativeItem.objects.count() == 6  # retried on a new connection
+        # The dead idle sessions are never used: a new connection answers.
+        assert await NativeItem.objects.count() == 6
         assert await NativeItem.objects.get(number=1)
         assert await NativeItem.objects.filter(number=1).update(text="after") == 1
 
@@ -400,6 +401,58 @@ def test_recovery_after_killed_backend(native, rows, settings):
 
 
 def _kill(pids):
+    """Terminate *pids* and wait (up to 10 s) until their sessions have ended."""
+    import time
+
     for pid in pids:
         _admin("SELECT pg_terminate_backend(%s)", [pid])
+    deadline = time.monotonic() + 10
+    while _admin("SELECT pid FROM pg_stat_activity WHERE pid = ANY(%s)", [list(pids)]):
+        assert time.monotonic() < deadline, f"sessions {sorted(pids)} did not end"
+        time.sleep(0.05)
     return pids
+
+
+def test_a_statement_whose_connection_dies_is_not_run_again(native, rows, settings):
+    """As on the thread path: the error, not a second run (the server may have run it)."""
+    import psycopg
+    from django.db.models.expressions import RawSQL
+    from django.db.utils import OperationalError
+
+    settings.DUALCALL_NATIVE_POOL = {"max_size": 1}
+    params = dict(connection.get_connection_params())
+    for key in ("cursor_factory", "context", "prepare_threshold"):
+        params.pop(key, None)
+    with psycopg.connect(**params, autocommit=True) as admin:
+        admin.execute("CREATE SEQUENCE dualcall_side_effect")
+    # nextval() runs, then the read sleeps until its backend is terminated.
+    side_effect = RawSQL(
+        "nextval('dualcall_side_effect') + (SELECT 0 FROM pg_sleep(30))", ()
+    )
+
+    async def work():
+        read = asyncio.ensure_future(
+            NativeItem.objects.filter(number=1).annotate(n=side_effect).values_list("n", flat=True)
+        )
+        pids = []
+        for _ in range(200):
+            await asyncio.sleep(0.05)
+            pids = await asyncio.to_thread(
+                _admin,
+                "SELECT pid FROM pg_stat_activity WHERE query LIKE %s AND pid <> pg_backend_pid()",
+                ["%dualcall_side_effect%pg_sleep%"],
+            )
+            if pids:
+                break
+        assert pids, "the read never started"
+        await asyncio.to_thread(_kill, {row[0] for row in pids})
+        with pytest.raises(OperationalError):
+            await read
+        assert await NativeItem.objects.count() == 6  # the next statement gets a live session
+
+    try:
+        asyncio.run(work())
+        assert _admin("SELECT last_value FROM dualcall_side_effect") == [(1,)]
+    finally:
+        with psycopg.connect(**params, autocommit=True) as admin:
+            admin.execute("DROP SEQUENCE IF EXISTS dualcall_side_effect")

@@ -31,9 +31,9 @@ one, and the call takes the next connection, within its ``timeout``.  So
 neither reads nor writes run on a session the server already ended, and
 ``CONN_HEALTH_CHECKS`` is not consulted: a round trip would catch nothing
 more, except a silently broken network path, where it would hang as the
-query does.  A connection that dies while a read runs on it (the server
-stops mid-query) is retried once on a checked pool (``run.execute``); a
-write is not retried: it raises Django's ``OperationalError``.
+query does.  A statement whose connection dies while it runs (the server
+stops mid-query) raises Django's ``OperationalError``, as on the thread
+path: nothing is retried (``run.execute``).
 
 While the server is down, calls wait up to ``timeout`` (the pool tries to
 connect again about every :data:`RECONNECT` seconds while calls wait, not

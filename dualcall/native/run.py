@@ -305,17 +305,17 @@ class NativeCompiler(sql_compiler.SQLCompiler):  # type: ignore[misc]
         if result_type == MULTI:
             col_count = self.col_count if self.has_extra_select else None
             if chunked_fetch and current.session is not None:
-                held = _run(self, current, sql, params, "cursor", retry=False)
+                held = _run(self, current, sql, params, "cursor")
                 current.session.cursors.append(held)
                 return _fetch_chunks(held, col_count, chunk_size)
-            rows = _run(self, current, sql, params, "all", retry=True)
+            rows = _run(self, current, sql, params, "all")
             if col_count is not None:
                 rows = [row[:col_count] for row in rows]
             if chunked_fetch:
                 return iter(_chunked(rows, chunk_size))
             return _chunked(rows, chunk_size)
         if result_type == SINGLE:
-            row = _run(self, current, sql, params, "one", retry=True)
+            row = _run(self, current, sql, params, "one")
             if row:
                 return row[0 : self.col_count]
             return row
@@ -330,7 +330,7 @@ class NativeCompiler(sql_compiler.SQLCompiler):  # type: ignore[misc]
                 f"{result_type!r} in a call that is not a planned write."
             )
         current.wrote = True
-        count = _run(self, current, sql, params, "rowcount", retry=False)
+        count = _run(self, current, sql, params, "rowcount")
         if result_type == CURSOR:
             return _RowCount(count)
         if result_type == NO_RESULTS:
@@ -390,19 +390,17 @@ class _NoCursor:
 _NO_CURSOR = _NoCursor()
 
 
-def _run(
-    compiler: Any, current: NativeGreenlet, sql: str, params: Any, kind: str, retry: bool
-) -> Any:
+def _run(compiler: Any, current: NativeGreenlet, sql: str, params: Any, kind: str) -> Any:
     """Have the parent run *sql*, through the connection's execute wrappers if any."""
     conn = compiler.connection
     alias = conn.alias
     wrappers = conn.execute_wrappers
     if not wrappers:
-        return current.parent.switch(execute(alias, sql, params, kind, retry))
+        return current.parent.switch(execute(alias, sql, params, kind))
     done: list[Any] = []
 
     def run(sql: str, params: Any, many: bool, context: dict[str, Any]) -> None:
-        done.append(current.parent.switch(execute(alias, sql, params, kind, retry)))
+        done.append(current.parent.switch(execute(alias, sql, params, kind)))
 
     executor: Callable[..., Any] = run
     for wrapper in reversed(wrappers):
@@ -539,16 +537,13 @@ class _ContextWrappers:
 # -- the pool ------------------------------------------------------------------
 
 
-async def execute(alias: str, sql: str, params: Any, kind: str, retry: bool) -> Any:
+async def execute(alias: str, sql: str, params: Any, kind: str) -> Any:
     """Run *sql* on a pooled connection of the running loop.
 
     *kind*: ``"all"`` (the rows), ``"one"`` (the first row or ``None``),
     ``"rowcount"``, or ``"cursor"``: a :class:`HeldCursor` (a server-side
     cursor declared on a connection held until it is closed).  psycopg's
-    errors are raised as Django's (``django.db.utils``).  A read (*retry*)
-    that fails because the server closed the connection (a killed backend,
-    a restart) runs once more on a new connection; the pool discards the
-    broken one.
+    errors are raised as Django's (``django.db.utils``).
     """
     global statements
     conn_t = task_connection(alias)
@@ -578,43 +573,33 @@ async def execute(alias: str, sql: str, params: Any, kind: str, retry: bool) -> 
                 if logged:
                     _log(conn_t, cursor, sql, params, start)
                 return rows
-    attempts = 2 if retry else 1
-    for attempt in range(attempts):
-        start = pools.now() if logged else 0.0
-        broken = False
-        try:
-            async with pool.connection() as aconn:
-                try:
-                    with conn_t.wrap_database_errors:
-                        async with aconn.cursor() as cursor:
-                            await cursor.execute(sql, params)
-                            if kind == "all":
-                                result: Any = await cursor.fetchall()
-                            elif kind == "one":
-                                result = await cursor.fetchone()
-                            else:
-                                result = cursor.rowcount
-                            if logged:
-                                _log(conn_t, cursor, sql, params, start)
-                            return result
-                except Exception as exc:
-                    if attempt + 1 < attempts and aconn.broken and _is_disconnect(exc):
-                        broken = True
-                    else:
-                        raise
-            if broken:
-                # The server went away (restart, killed backends): the other
-                # idle connections are likely dead too.  Check them all once,
-                # then retry on a good or a new connection.
-                await pool.check()
-                continue
-        except PoolTimeout as exc:
-            raise pools.timeout_error(alias, exc) from exc
-        except PsycopgOperationalError:
-            # Connecting failed (the pool's own error): Django's class.
+    # Nothing is retried: a statement whose connection died while it ran
+    # raises Django's OperationalError, as on the thread path (the server may
+    # have run it, and a read can have side effects: nextval(), a function).
+    # A session the server ended while it sat idle is never handed out
+    # (pool.NativePool.getconn checks), so a restart costs no error to the
+    # statements that start after it.
+    start = pools.now() if logged else 0.0
+    try:
+        async with pool.connection() as aconn:
             with conn_t.wrap_database_errors:
-                raise
-    raise AssertionError("unreachable")  # pragma: no cover
+                async with aconn.cursor() as cursor:
+                    await cursor.execute(sql, params)
+                    if kind == "all":
+                        result: Any = await cursor.fetchall()
+                    elif kind == "one":
+                        result = await cursor.fetchone()
+                    else:
+                        result = cursor.rowcount
+                    if logged:
+                        _log(conn_t, cursor, sql, params, start)
+                    return result
+    except PoolTimeout as exc:
+        raise pools.timeout_error(alias, exc) from exc
+    except PsycopgOperationalError:
+        # Connecting failed (the pool's own error): Django's class.
+        with conn_t.wrap_database_errors:
+            raise
 
 
 _cursor_names = itertools.count(1)
@@ -742,12 +727,6 @@ def _held_by_task(alias: str) -> Any:
             return None if aconn.broken else aconn
         held = held.previous
     return None
-
-
-def _is_disconnect(exc: BaseException) -> bool:
-    from django.db.utils import InterfaceError, OperationalError
-
-    return isinstance(exc, (OperationalError, InterfaceError))
 
 
 def _log(conn_t: Any, cursor: Any, sql: str, params: Any, start: float) -> None:
