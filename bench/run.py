@@ -127,7 +127,11 @@ def configure(tmp: str) -> list[str]:
                 cursor.execute("PRAGMA synchronous=OFF")
                 cursor.execute("PRAGMA journal_mode=WAL")
 
-    connection_created.connect(fast_sqlite, weak=False)
+    # sender=: a receiver for every backend would keep the native path (which
+    # cannot run it on its pool's sessions) off PostgreSQL (dualcall.W002).
+    from django.db.backends.sqlite3.base import DatabaseWrapper as SQLiteWrapper
+
+    connection_created.connect(fast_sqlite, sender=SQLiteWrapper, weak=False)
 
     from dualcall_bench.models import Choice, Question
 

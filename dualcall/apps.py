@@ -13,7 +13,7 @@ class DualcallConfig(AppConfig):  # type: ignore[misc]  # Django is untyped
         from django.core import checks
 
         from .awaitables import strict_setting
-        from .checks import check_namespace_clash
+        from .checks import check_namespace_clash, check_native_sessions
         from .native.pool import check_pool_setting
         from .patching import patch
 
@@ -21,3 +21,4 @@ class DualcallConfig(AppConfig):  # type: ignore[misc]  # Django is untyped
         strict_setting()  # a DUALCALL_STRICT that is not a bool fails at startup, not later
         check_pool_setting()  # so does a DUALCALL_NATIVE_POOL with a wrong option
         checks.register(check_namespace_clash, checks.Tags.models)
+        checks.register(check_native_sessions)

@@ -456,3 +456,47 @@ def test_a_statement_whose_connection_dies_is_not_run_again(native, rows, settin
     finally:
         with psycopg.connect(**params, autocommit=True) as admin:
             admin.execute("DROP SEQUENCE IF EXISTS dualcall_side_effect")
+
+
+def test_connection_created_receivers_are_named_at_startup(native):
+    """W002: a receiver that sets up the alias' sessions sends it to the thread path."""
+    from django.core import checks
+    from django.db.backends.signals import connection_created
+    from django.db.backends.sqlite3.base import DatabaseWrapper as SQLiteWrapper
+
+    def pragmas(sender, connection, **kwargs):
+        return None
+
+    async def count():
+        from asgiref.sync import sync_to_async
+        from django.db import connections
+
+        try:
+            return await NativeItem.objects.count()
+        finally:  # the thread path's session, in asgiref's worker thread
+            await sync_to_async(connections.close_all)()
+
+    def native_statements():
+        before = native_run.statements
+        assert asyncio.run(count()) == 0
+        return native_run.statements - before
+
+    connection_created.connect(pragmas)
+    try:
+        [warning] = [m for m in checks.run_checks() if m.id == "dualcall.W002"]
+        assert warning.msg == (
+            "DUALCALL_NATIVE lists the database 'default', but connection_created receivers "
+            "set up its sessions (tests.test_native.test_connection_created_receivers_are_"
+            "named_at_startup.<locals>.pragmas); the native pool's sessions never run them, "
+            "so every call on it takes the thread path."
+        )
+        assert native_statements() == 0
+    finally:
+        connection_created.disconnect(pragmas)
+    # Meant for SQLite only, and said so with sender=: PostgreSQL stays native.
+    connection_created.connect(pragmas, sender=SQLiteWrapper)
+    try:
+        assert [m for m in checks.run_checks() if m.id == "dualcall.W002"] == []
+        assert native_statements() == 1
+    finally:
+        connection_created.disconnect(pragmas, sender=SQLiteWrapper)
