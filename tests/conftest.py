@@ -30,3 +30,13 @@ def _close_own_connections():
     for conn in connections.all(initialized_only=True):
         if not conn.allow_thread_sharing:
             conn.close()
+
+
+@pytest.fixture
+def native(settings):
+    """``DUALCALL_NATIVE = ["default"]`` for the test (and no fallback recorded yet)."""
+    from dualcall.native import methods
+
+    settings.DUALCALL_NATIVE = ["default"]
+    methods.last_fallback = None
+    yield

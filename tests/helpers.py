@@ -1,6 +1,9 @@
-"""Small helpers shared by the transaction tests."""
+"""Small helpers shared by the tests: the transaction tests' and the native path's marks."""
 
 import asyncio
+
+import pytest
+from django.db import connection
 
 import dualcall
 from tests.testapp.models import Question
@@ -27,3 +30,13 @@ async def write_in_block(text, fail=False, delay=0.01):
         await asyncio.sleep(delay)
         if fail:
             raise Boom
+
+
+#: The native path's tests need PostgreSQL.
+POSTGRES_ONLY = pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="the native path runs on PostgreSQL only (DUALCALL_TEST_DB=postgres)",
+)
+#: A native-path test module: PostgreSQL, and committed data (the native path
+#: never sees a test's transaction).
+NATIVE_TESTS = [POSTGRES_ONLY, pytest.mark.django_db(transaction=True)]

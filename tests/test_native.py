@@ -13,21 +13,10 @@ from django.test import override_settings
 from dualcall.exceptions import UnprefetchedRelatedModelAccessError
 from dualcall.native import methods
 from dualcall.native import run as native_run
+from tests.helpers import NATIVE_TESTS
 from tests.testapp.models import NativeGroup, NativeItem
 
-pytestmark = [
-    pytest.mark.skipif(
-        connection.vendor != "postgresql",
-        reason="the native path runs on PostgreSQL only (DUALCALL_TEST_DB=postgres)",
-    ),
-    pytest.mark.django_db(transaction=True),
-]
-
-
-@pytest.fixture
-def native(settings):
-    settings.DUALCALL_NATIVE = ["default"]
-    yield
+pytestmark = NATIVE_TESTS
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.db import connection, connections
+from django.db import connections
 from django.db.models import Avg, Count, F, Max, Min, Prefetch, Q, Sum, TextField, Value
 from django.db.models.functions import Coalesce, Concat, Lower
 from django.test import override_settings
@@ -17,17 +17,12 @@ from hypothesis import strategies as st
 
 from dualcall.native import methods as native_methods
 from dualcall.native import run as native_run
+from tests.helpers import NATIVE_TESTS
 from tests.test_native import call
 from tests.test_native_reads import snapshot
 from tests.testapp.models import NativeGroup, NativeItem
 
-pytestmark = [
-    pytest.mark.skipif(
-        connection.vendor != "postgresql",
-        reason="the native path runs on PostgreSQL only (DUALCALL_TEST_DB=postgres)",
-    ),
-    pytest.mark.django_db(transaction=True),
-]
+pytestmark = NATIVE_TESTS
 
 EXAMPLES = 300
 

@@ -31,23 +31,11 @@ from django.test import override_settings
 from dualcall.native import NativePoolTimeout, close_pools
 from dualcall.native.asgi import lifespan
 from dualcall.native.pool import DEFAULT_APPLICATION_NAME, check_pool_setting, get_pool, loop_pools
+from tests.helpers import NATIVE_TESTS
 from tests.testapp.models import NativeItem
 
 ROOT = Path(__file__).resolve().parent.parent
 
-postgres_only = [
-    pytest.mark.skipif(
-        connection.vendor != "postgresql",
-        reason="the native path runs on PostgreSQL only (DUALCALL_TEST_DB=postgres)",
-    ),
-    pytest.mark.django_db(transaction=True),
-]
-
-
-@pytest.fixture
-def native(settings):
-    settings.DUALCALL_NATIVE = ["default"]
-    yield
 
 
 @pytest.fixture
@@ -246,7 +234,7 @@ def _options(**options):
 
 
 class TestApplicationName:
-    pytestmark = postgres_only
+    pytestmark = NATIVE_TESTS
 
     def test_default_name(self, native, items, settings):
         settings.DUALCALL_NATIVE_POOL = {"max_size": 2}
@@ -273,7 +261,7 @@ class TestApplicationName:
 
 
 class TestPoolTimeout:
-    pytestmark = postgres_only
+    pytestmark = NATIVE_TESTS
 
     async def test_exhausted(self, native, items, settings):
         settings.DUALCALL_NATIVE_POOL = {"max_size": 1, "timeout": 0.2}
@@ -317,7 +305,7 @@ class TestPoolTimeout:
 
 
 class TestDeadSessions:
-    pytestmark = postgres_only
+    pytestmark = NATIVE_TESTS
 
     def test_killed_idle_sessions_replaced_before_a_write(self, native, items, settings):
         """A write is never retried: it succeeds because the dead sessions are skipped."""
@@ -380,7 +368,7 @@ class TestDeadSessions:
 
 
 class TestLifespan:
-    pytestmark = postgres_only
+    pytestmark = NATIVE_TESTS
 
     def test_shutdown_closes_the_pools_of_its_loop(self, native, items, settings):
         settings.DUALCALL_NATIVE_POOL = {"max_size": 2}
@@ -506,28 +494,6 @@ def _server_state():
     return state
 
 
-def _restart_server(state):
-    """``pg_ctl restart -m fast`` of the throwaway server, as its user (as scripts/pgserver.sh)."""
-    pg_ctl = [
-        f"{state['PG_BIN']}/pg_ctl", "-D", f"{state['PG_TMP']}/data",
-        "-l", f"{state['PG_TMP']}/server.log", "-m", "fast", "-w", "-t", "60", "restart",
-    ]  # fmt: skip
-    # setsid: the restarted server gets its own session, out of reach of a
-    # Ctrl-C in the terminal that runs the tests (as scripts/pgserver.sh).
-    command = ["setsid", "-w", *pg_ctl]
-    if os.geteuid() == 0 and state["PG_USER"] != "root":
-        command = ["runuser", "-u", state["PG_USER"], "--", *command]
-    subprocess.run(
-        command,
-        cwd=state["PG_TMP"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        timeout=90,
-        check=True,
-    )
-
-
 def _terminate_all():
     """End every other session of the test database (the lighter stand-in for a restart)."""
     _admin(
@@ -537,7 +503,7 @@ def _terminate_all():
 
 
 class TestServerRestart:
-    pytestmark = postgres_only
+    pytestmark = NATIVE_TESTS
 
     @pytest.mark.parametrize("how", ["terminate", "restart"])
     @pytest.mark.parametrize("seed", [1, 2])
@@ -632,7 +598,7 @@ class TestServerRestart:
             counter = asyncio.create_task(count_sessions(stop, counts))
             await asyncio.sleep(rng.uniform(0.05, 0.4))
             if how == "restart":
-                await asyncio.to_thread(_restart_server, state)
+                await asyncio.to_thread(_pg_ctl, state, "restart")
                 assert _admin("SELECT pg_postmaster_start_time()") != started
             else:
                 await asyncio.to_thread(_terminate_all)
@@ -669,11 +635,13 @@ class TestServerRestart:
 
 
 def _pg_ctl(state, action):
-    """``pg_ctl stop -m fast`` or ``start`` of the throwaway server, as its user."""
+    """``pg_ctl -m fast`` *action* (stop, start, restart) of the throwaway server, as its user."""
     pg_ctl = [
         f"{state['PG_BIN']}/pg_ctl", "-D", f"{state['PG_TMP']}/data",
         "-l", f"{state['PG_TMP']}/server.log", "-m", "fast", "-w", "-t", "60", action,
     ]  # fmt: skip
+    # setsid: a (re)started server gets its own session, out of reach of a
+    # Ctrl-C in the terminal that runs the tests (as scripts/pgserver.sh).
     command = ["setsid", "-w", *pg_ctl]
     if os.geteuid() == 0 and state["PG_USER"] != "root":
         command = ["runuser", "-u", state["PG_USER"], "--", *command]
@@ -689,7 +657,7 @@ def _pg_ctl(state, action):
 
 
 class TestServerDown:
-    pytestmark = postgres_only
+    pytestmark = NATIVE_TESTS
 
     def test_calls_while_down_then_up(self, native, items, settings):
         """Down: each call waits ``timeout`` and says it cannot connect.  Up: calls succeed."""

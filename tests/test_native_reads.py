@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from dualcall.native import methods
 from dualcall.native import run as native_run
+from tests.helpers import NATIVE_TESTS
 from tests.testapp.models import (
     Author,
     Choice,
@@ -30,20 +31,7 @@ from tests.testapp.models import (
     Tag,
 )
 
-pytestmark = [
-    pytest.mark.skipif(
-        connection.vendor != "postgresql",
-        reason="the native path runs on PostgreSQL only (DUALCALL_TEST_DB=postgres)",
-    ),
-    pytest.mark.django_db(transaction=True),
-]
-
-
-@pytest.fixture
-def native(settings):
-    settings.DUALCALL_NATIVE = ["default"]
-    methods.last_fallback = None
-    yield
+pytestmark = NATIVE_TESTS
 
 
 @pytest.fixture

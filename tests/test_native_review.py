@@ -5,7 +5,7 @@ import datetime
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
-from django.db import connection, connections, transaction
+from django.db import connections, transaction
 from django.db.backends.signals import connection_created
 from django.db.models import CharField
 from django.db.models.expressions import RawSQL
@@ -14,22 +14,12 @@ from django.test import override_settings
 
 from dualcall.native import methods
 from dualcall.native import run as native_run
+from tests.helpers import NATIVE_TESTS
 from tests.testapp.models import NativeGroup, NativeItem
 
-pytestmark = [
-    pytest.mark.skipif(
-        connection.vendor != "postgresql",
-        reason="the native path runs on PostgreSQL only (DUALCALL_TEST_DB=postgres)",
-    ),
-    pytest.mark.django_db(transaction=True),
-]
+pytestmark = NATIVE_TESTS
 
 NOW = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
-
-
-@pytest.fixture
-def native(settings):
-    settings.DUALCALL_NATIVE = ["default"]
 
 
 def _close_thread_connections():

@@ -5,28 +5,21 @@ import datetime
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
-from django.db import connection, transaction
+from django.db import transaction
 from django.test import TestCase
 
 import dualcall
 from dualcall.native import run as native_run
+from tests.helpers import POSTGRES_ONLY
 from tests.testapp.models import NativeItem
 
-pytestmark = pytest.mark.skipif(
-    connection.vendor != "postgresql",
-    reason="the native path runs on PostgreSQL only (DUALCALL_TEST_DB=postgres)",
-)
+pytestmark = POSTGRES_ONLY
 
 NOW = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
 
 
 def make(number):
     return NativeItem(name=f"n{number}", number=number, price=1, created=NOW)
-
-
-@pytest.fixture
-def native(settings):
-    settings.DUALCALL_NATIVE = ["default"]
 
 
 @pytest.mark.django_db(transaction=True)
