@@ -46,20 +46,16 @@ POOL_SIZE = int(os.environ.get("DUALCALL_BENCH_POOL_SIZE", "16"))
 def configure() -> None:
     import django
     from django.conf import settings
+    from dualcall_bench import postgres_database
 
     settings.configure(
         DEBUG=False,
         INSTALLED_APPS=["django.contrib.contenttypes", "django_async_backend", "dualcall_bench"],
         DATABASES={
-            "default": {
-                "ENGINE": "django_async_backend.db.backends.postgresql",
-                "HOST": os.environ["PGHOST"],
-                "PORT": os.environ.get("PGPORT", "5432"),
-                "USER": os.environ.get("PGUSER", "postgres"),
-                "PASSWORD": os.environ.get("PGPASSWORD", ""),
-                "NAME": os.environ.get("PGDATABASE", "postgres"),
-                "OPTIONS": {"pool": {"min_size": POOL_SIZE, "max_size": POOL_SIZE}},
-            },
+            "default": postgres_database(
+                "django_async_backend.db.backends.postgresql",
+                OPTIONS={"pool": {"min_size": POOL_SIZE, "max_size": POOL_SIZE}},
+            ),
         },
         DEFAULT_AUTO_FIELD="django.db.models.AutoField",
         USE_TZ=True,

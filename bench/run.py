@@ -98,14 +98,9 @@ def configure(tmp: str) -> list[str]:
         },
     }
     if os.environ.get("PGHOST"):
-        databases["postgres"] = {
-            "ENGINE": "django.db.backends.postgresql",
-            "HOST": os.environ["PGHOST"],
-            "PORT": os.environ.get("PGPORT", "5432"),
-            "USER": os.environ.get("PGUSER", "postgres"),
-            "PASSWORD": os.environ.get("PGPASSWORD", ""),
-            "NAME": os.environ.get("PGDATABASE", "postgres"),
-        }
+        from dualcall_bench import postgres_database
+
+        databases["postgres"] = postgres_database()
     settings.configure(
         DEBUG=False,
         INSTALLED_APPS=["django.contrib.contenttypes", "dualcall", "dualcall_bench"],

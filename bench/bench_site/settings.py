@@ -9,6 +9,8 @@ and ``DUALCALL_NATIVE_POOL`` for the native path.
 
 import os
 
+from dualcall_bench import postgres_database
+
 POOL_SIZE = int(os.environ.get("DUALCALL_BENCH_POOL_SIZE", "16"))
 
 SECRET_KEY = "bench-only-not-secret"
@@ -18,15 +20,9 @@ INSTALLED_APPS = ["django.contrib.contenttypes", "dualcall", "dualcall_bench"]
 MIDDLEWARE: list[str] = []
 ROOT_URLCONF = "bench_site.views"
 DATABASES = {
-    "default": {
-        "ENGINE": "django.db.backends.postgresql",
-        "HOST": os.environ["PGHOST"],
-        "PORT": os.environ.get("PGPORT", "5432"),
-        "USER": os.environ.get("PGUSER", "postgres"),
-        "PASSWORD": os.environ.get("PGPASSWORD", ""),
-        "NAME": os.environ.get("PGDATABASE", "postgres"),
-        "OPTIONS": {"pool": {"min_size": POOL_SIZE, "max_size": POOL_SIZE}},
-    },
+    "default": postgres_database(
+        OPTIONS={"pool": {"min_size": POOL_SIZE, "max_size": POOL_SIZE}},
+    ),
 }
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 USE_TZ = True

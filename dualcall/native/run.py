@@ -560,46 +560,41 @@ async def execute(alias: str, sql: str, params: Any, kind: str) -> Any:
         # thread path runs both on the request's one connection.  Taking a
         # second one could wait for ever on a pool whose connections are all
         # held that way.
-        with conn_t.wrap_database_errors:
-            async with held.cursor() as cursor:
-                start = pools.now() if logged else 0.0
-                await cursor.execute(sql, params)
-                if kind == "all":
-                    rows: Any = await cursor.fetchall()
-                elif kind == "one":
-                    rows = await cursor.fetchone()
-                else:
-                    rows = cursor.rowcount
-                if logged:
-                    _log(conn_t, cursor, sql, params, start)
-                return rows
+        return await _statement(conn_t, held, sql, params, kind, logged)
     # Nothing is retried: a statement whose connection died while it ran
     # raises Django's OperationalError, as on the thread path (the server may
     # have run it, and a read can have side effects: nextval(), a function).
     # A session the server ended while it sat idle is never handed out
     # (pool.NativePool.getconn checks), so a restart costs no error to the
     # statements that start after it.
-    start = pools.now() if logged else 0.0
     try:
         async with pool.connection() as aconn:
-            with conn_t.wrap_database_errors:
-                async with aconn.cursor() as cursor:
-                    await cursor.execute(sql, params)
-                    if kind == "all":
-                        result: Any = await cursor.fetchall()
-                    elif kind == "one":
-                        result = await cursor.fetchone()
-                    else:
-                        result = cursor.rowcount
-                    if logged:
-                        _log(conn_t, cursor, sql, params, start)
-                    return result
+            return await _statement(conn_t, aconn, sql, params, kind, logged)
     except PoolTimeout as exc:
         raise pools.timeout_error(alias, exc) from exc
     except PsycopgOperationalError:
         # Connecting failed (the pool's own error): Django's class.
         with conn_t.wrap_database_errors:
             raise
+
+
+async def _statement(
+    conn_t: Any, aconn: Any, sql: str, params: Any, kind: str, logged: bool
+) -> Any:
+    """Run *sql* on the connection *aconn*; its result as *kind* says (see :func:`execute`)."""
+    with conn_t.wrap_database_errors:
+        async with aconn.cursor() as cursor:
+            start = pools.now() if logged else 0.0
+            await cursor.execute(sql, params)
+            if kind == "all":
+                result: Any = await cursor.fetchall()
+            elif kind == "one":
+                result = await cursor.fetchone()
+            else:
+                result = cursor.rowcount
+            if logged:
+                _log(conn_t, cursor, sql, params, start)
+            return result
 
 
 _cursor_names = itertools.count(1)
