@@ -41,7 +41,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.db import connections
-from django.db.backends.signals import connection_created
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.test import TransactionTestCase
 
 _thread_statements = 0
@@ -54,12 +54,22 @@ def _count(execute: Any, sql: Any, params: Any, many: Any, context: Any) -> Any:
     return execute(sql, params, many, context)
 
 
-def _on_connection_created(sender: Any, connection: Any, **kwargs: Any) -> None:
-    if _count not in connection.execute_wrappers:
-        connection.execute_wrappers.append(_count)
+# Each new connection of Django's gets the counting wrapper.  Not through a
+# connection_created receiver: dualcall sends every call on an alias with
+# such receivers to the thread path (they could set up Django's sessions,
+# never the native pool's: dualcall.W002), and the native run would prove
+# nothing.
+_django_connect = BaseDatabaseWrapper.connect
 
 
-connection_created.connect(_on_connection_created, dispatch_uid="dualcall-compat-async")
+@functools.wraps(_django_connect)
+def _connect_and_count(self: Any) -> None:
+    _django_connect(self)
+    if _count not in self.execute_wrappers:
+        self.execute_wrappers.append(_count)
+
+
+BaseDatabaseWrapper.connect = _connect_and_count
 
 
 def _record_plans() -> None:
