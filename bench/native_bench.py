@@ -140,6 +140,7 @@ def native_rows(alias: str, run: Any) -> None:
         kwargs={**params, "autocommit": True}, min_size=POOL_SIZE, max_size=POOL_SIZE, open=False
     )
     loop.run_until_complete(raw_pool.open(wait=True))
+    _check_native_runs(alias, pk, loop, native_on)
     dab = Dab() if with_dab else None
     try:
         for latency in (0.005, 0.0):
@@ -262,6 +263,29 @@ def _gather_rows(
         + f"; native is {medians['aget'] / medians['native']:.1f}x aget",
         flush=True,
     )
+
+
+def _check_native_runs(
+    alias: str, pk: int, loop: asyncio.AbstractEventLoop, native_on: Any
+) -> None:
+    """Fail the bench if the native rows would measure the thread path."""
+    from dualcall_bench.models import Question
+
+    from dualcall.native import methods
+    from dualcall.native import run as native_run
+
+    async def probe() -> Any:
+        return await Question.objects.db_manager(alias).get(pk=pk)
+
+    before = native_run.statements
+    with native_on:
+        loop.run_until_complete(probe())
+    if native_run.statements == before:
+        raise RuntimeError(
+            "the native path did not run an awaited get() (see `manage.py check`, "
+            f"dualcall.W002; last fallback: {methods.last_fallback!r}): the native rows "
+            "would measure the thread path"
+        )
 
 
 def _get_rows(
