@@ -408,10 +408,15 @@ class _Made:
         self.connections: weakref.WeakSet[Any] = weakref.WeakSet()
         self.error: BaseException | None = None
         self.failed_at = -float("inf")  # time.monotonic() of the last failure
+        self.made_at = -float("inf")  # time.monotonic() of the last success
 
     def failed_within(self, seconds: float) -> bool:
         """Whether an attempt to connect failed in the last *seconds*."""
         return time.monotonic() - self.failed_at <= seconds
+
+    def cannot_connect(self, seconds: float) -> bool:
+        """Whether the last attempt to connect failed, within the last *seconds*."""
+        return self.failed_at > self.made_at and self.failed_within(seconds)
 
 
 def _tracking_class(made: _Made) -> Any:
@@ -434,6 +439,7 @@ def _tracking_class(made: _Made) -> Any:
                 # Without its traceback the connection is finished at once.
                 raise exc.with_traceback(None)  # noqa: B904 (the same exception)
             made.connections.add(conn)
+            made.made_at = time.monotonic()
             return conn
 
     return Connection
@@ -662,7 +668,8 @@ def timeout_error(alias: str, exc: BaseException, pool: Any = None) -> NativePoo
 
     Two causes, two messages: every connection of the pool is in use (the
     fix is the setting), or the pool cannot connect (the server is down or
-    refuses: an attempt to connect failed within the last ``timeout`` seconds).
+    refuses: the last attempt to connect failed, within the call's
+    ``timeout`` and the pool's wait between attempts).
     """
     if pool is None:
         state = _loops.get(asyncio.get_running_loop())
@@ -670,7 +677,10 @@ def timeout_error(alias: str, exc: BaseException, pool: Any = None) -> NativePoo
     options = pool_options(alias)
     made: _Made | None = getattr(pool, "dualcall_made", None)
     error = made.error if made is not None else None
-    if made is not None and error is not None and made.failed_within(options["timeout"]):
+    # The last attempt failed, during this call's wait or shortly before it
+    # (psycopg_pool waits between attempts; RECONNECT bounds that wait).
+    window = options["timeout"] + 2 * RECONNECT
+    if made is not None and error is not None and made.cannot_connect(window):
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         return NativePoolTimeout(
             f"dualcall native path: no connection to database {alias!r} could be made within "
