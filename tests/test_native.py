@@ -14,6 +14,7 @@ from dualcall.exceptions import UnprefetchedRelatedModelAccessError
 from dualcall.native import methods
 from dualcall.native import run as native_run
 from tests.helpers import NATIVE_TESTS
+from tests.test_native_ops import _terminate
 from tests.testapp.models import NativeGroup, NativeItem
 
 pytestmark = NATIVE_TESTS
@@ -374,8 +375,9 @@ def test_recovery_after_killed_backend(native, rows, settings):
 
     async def work():
         assert await NativeItem.objects.count() == 6
-        killed = _kill(_backends() - before)  # the pool's connections, from this thread
+        killed = _backends() - before  # the pool's connections, from this thread
         assert killed
+        _terminate(killed)
         # The dead idle sessions are never used: a new connection answers.
         assert await NativeItem.objects.count() == 6
         assert await NativeItem.objects.get(number=1)
@@ -387,19 +389,6 @@ def test_recovery_after_killed_backend(native, rows, settings):
         "SELECT pid, state, query, backend_start FROM pg_stat_activity WHERE pid = ANY(%s)",
         [list(after - before)],
     )
-
-
-def _kill(pids):
-    """Terminate *pids* and wait (up to 10 s) until their sessions have ended."""
-    import time
-
-    for pid in pids:
-        _admin("SELECT pg_terminate_backend(%s)", [pid])
-    deadline = time.monotonic() + 10
-    while _admin("SELECT pid FROM pg_stat_activity WHERE pid = ANY(%s)", [list(pids)]):
-        assert time.monotonic() < deadline, f"sessions {sorted(pids)} did not end"
-        time.sleep(0.05)
-    return pids
 
 
 def test_a_statement_whose_connection_dies_is_not_run_again(native, rows, settings):
@@ -434,7 +423,7 @@ def test_a_statement_whose_connection_dies_is_not_run_again(native, rows, settin
             if pids:
                 break
         assert pids, "the read never started"
-        await asyncio.to_thread(_kill, {row[0] for row in pids})
+        await asyncio.to_thread(_terminate, {row[0] for row in pids})
         with pytest.raises(OperationalError):
             await read
         assert await NativeItem.objects.count() == 6  # the next statement gets a live session
