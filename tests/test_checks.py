@@ -130,3 +130,62 @@ def test_namespace_setting_is_what_is_checked():
         ]
     with override_settings(DUALCALL_NAMESPACE="b"):
         assert check_namespace_clash(app_configs=registry.get_app_configs()) == []
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("default", "DUALCALL_NATIVE must be a list of database aliases, not 'default'."),
+        ({"default": True}, "DUALCALL_NATIVE must be a list of database aliases, not "
+         "{'default': True}."),
+        (["replica"], "DUALCALL_NATIVE names the database 'replica', which is not in DATABASES."),
+    ],
+)
+def test_native_setting_errors_are_exact(value, message):
+    from django.core.exceptions import ImproperlyConfigured
+
+    from dualcall.native import enabled_aliases
+
+    with override_settings(DUALCALL_NATIVE=value), pytest.raises(ImproperlyConfigured) as info:
+        enabled_aliases()
+    assert str(info.value) == message
+
+
+def test_native_setting_on_sqlite_names_the_engine():
+    from django.core.exceptions import ImproperlyConfigured
+    from django.db import connection
+
+    from dualcall.native import enabled_aliases
+
+    if connection.vendor != "sqlite":
+        pytest.skip("the SQLite run checks this")
+    native = override_settings(DUALCALL_NATIVE=["default"])
+    with native, pytest.raises(ImproperlyConfigured) as info:
+        enabled_aliases()
+    assert str(info.value) == (
+        "DUALCALL_NATIVE: the database 'default' uses 'django.db.backends.sqlite3'; the native "
+        "path needs django.db.backends.postgresql."
+    )
+
+
+def test_native_setting_is_checked_at_startup():
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import django\n"
+        "from django.conf import settings\n"
+        "settings.configure(INSTALLED_APPS=['dualcall'], DUALCALL_NATIVE='default',\n"
+        "    DATABASES={'default': {'ENGINE': 'django.db.backends.sqlite3', 'NAME': ':memory:'}})\n"
+        "django.setup()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == (
+        "django.core.exceptions.ImproperlyConfigured: DUALCALL_NATIVE must be a list of "
+        "database aliases, not 'default'."
+    )

@@ -116,7 +116,13 @@ def enabled_aliases() -> frozenset[str]:
 
         if not settings.configured:
             return frozenset()
-        aliases = list(getattr(settings, "DUALCALL_NATIVE", None) or ())
+        value = getattr(settings, "DUALCALL_NATIVE", None) or ()
+        # A string would be read as a list of one-letter aliases.
+        if not isinstance(value, (list, tuple)) or not all(isinstance(a, str) for a in value):
+            raise ImproperlyConfigured(
+                f"DUALCALL_NATIVE must be a list of database aliases, not {value!r}."
+            )
+        aliases = list(value)
         if aliases:
             _check(aliases)
         _enabled = frozenset(aliases)
